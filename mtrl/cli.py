@@ -1,0 +1,39 @@
+"""Command-line plumbing shared by train.py and evaluate.py: one-line errors and non-zero exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from mtrl.checkpoint import CheckpointError
+from mtrl.config import ConfigError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag gets one line (what was wrong, and where `--help` lists what is accepted)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+USER_ERRORS = (ConfigError, CheckpointError, ValueError, FileNotFoundError, FileExistsError)
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run `main`, turning errors caused by the user's input into one line on stderr and exit code 2."""
+    from mtrl.trainer import RunError
+
+    try:
+        main()
+    except (*USER_ERRORS, RunError) as error:
+        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,20 @@
+"""Equal weighting (MTSAC): the gradient of the plain sum of task losses, g = sum_i g_i."""
+
+from __future__ import annotations
+
+import torch
+
+from mtrl.combiners.base import Combiner, MultiTaskNet
+
+
+class EqualWeighting(Combiner):
+    name = "mtsac"
+
+    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
+        task_losses.sum().backward()
+        return {"weight": torch.ones_like(task_losses.detach())}
+
+    @staticmethod
+    def aggregate(grads: torch.Tensor) -> torch.Tensor:
+        """Per-task gradient matrix `G [K, P]` -> combined direction `[P]`."""
+        return grads.sum(dim=0)

@@ -1,0 +1,247 @@
+"""Typed run configuration: dataclasses loaded from YAML, overridden from the command line, validated.
+
+Every field has one home and one type. A YAML file or a `section.field=value` override that names a key
+that does not exist, or gives a value of the wrong type or out of range, raises `ConfigError` with one line
+that says what was wrong and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value or key that cannot be used; the message is one line meant for the user."""
+
+
+@dataclass
+class EnvConfig:
+    protocol: str = "mt10"  # "mt10" (Meta-World 3 official) or "mt10-fixed" (the classic table's setting)
+    reward_version: str = "v2"  # Meta-World reward functions: "v2" (default) or "v1"
+    vector: str = "sync"  # Gymnasium vector strategy: "sync" or "async"
+    eval_episodes: int = 0  # episodes per task in each evaluation; 0 = the protocol's own number
+
+
+@dataclass
+class NetConfig:
+    hidden_dim: int = 400
+    hidden_layers: int = 3
+    # Linear layers, counted from the output, that are task-specific. 1 = one output layer per task on a
+    # shared encoder; 0 = one fully shared network (classic MTSAC); hidden_layers + 1 = one network per task.
+    head_layers: int = 1
+
+
+@dataclass
+class SACConfig:
+    batch_size: int = 1280  # transitions per update over all tasks; each task gets batch_size / num_tasks
+    gamma: float = 0.99
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_entropy: float = -4.0  # -|A| for Meta-World's 4-dim actions
+    log_std_min: float = -20.0
+    log_std_max: float = 2.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2_000_000  # one step = one transition in each of the tasks' envs + one update
+    warmup_steps: int = 1500  # uniformly random actions and no updates before this step
+    buffer_capacity: int = 1_000_000  # transitions over all tasks
+    eval_every: int = 10_000
+    checkpoint_every: int = 50_000
+    keep_checkpoints: int = 3
+    checkpoint_replay: bool = True  # store the replay buffer in checkpoints so a resumed run is exact
+    log_every: int = 1000
+    threads: int = 0  # torch intra-op threads on the CPU; 0 = leave torch's default
+
+
+@dataclass
+class Config:
+    method: str = "mtsac"
+    seed: int = 1
+    device: str = "auto"  # "auto", "cpu" or "cuda" (also "cuda:N")
+    env: EnvConfig = field(default_factory=EnvConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Closed sets of accepted values (methods are checked against the combiner registry).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "env.protocol": ("mt10", "mt10-fixed"),
+    "env.reward_version": ("v2", "v1"),
+    "env.vector": ("sync", "async"),
+}
+POSITIVE = {
+    "net.hidden_dim", "net.hidden_layers", "sac.batch_size", "train.steps", "train.buffer_capacity",
+    "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
+    "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature",
+}
+NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed"}
+UNIT_INTERVAL = {"sac.gamma", "sac.tau"}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """Return `value` as `kind`, accepting ints for floats and nothing else loosely."""
+    if isinstance(kind, types.UnionType):  # only `X | None` is used
+        if value is None:
+            return None
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"config key '{key}' expects {kind.__name__}, got {value!r}")
+
+
+def _apply(target: Any, key: str, value: Any) -> None:
+    """Set dotted `key` on the dataclass tree `target`, checking the key exists and the type fits."""
+    obj, parts = target, key.split(".")
+    for depth, part in enumerate(parts):
+        hints = _field_types(type(obj))
+        prefix = ".".join(parts[:depth])
+        if part not in hints:
+            options = [f"{prefix}.{n}" if prefix else n for n in hints]
+            raise ConfigError(
+                f"unknown config key '{key}'{_closest('.'.join(parts[: depth + 1]), options)}; "
+                f"accepted here: {', '.join(options)}"
+            )
+        kind = hints[part]
+        if dataclasses.is_dataclass(kind):
+            if depth == len(parts) - 1:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"config key '{key}' is a section; give it a mapping, got {value!r}")
+                for sub, sub_value in value.items():
+                    _apply(target, f"{key}.{sub}", sub_value)
+                return
+            obj = getattr(obj, part)
+        elif depth < len(parts) - 1:
+            raise ConfigError(f"config key '{'.'.join(parts[: depth + 1])}' is a value, not a section")
+        else:
+            setattr(obj, part, _coerce(key, value, kind))
+
+
+def validate(cfg: Config) -> Config:
+    """Check ranges and choices that types alone don't capture."""
+    from mtrl.combiners import COMBINERS
+
+    if cfg.method not in COMBINERS:
+        raise ConfigError(f"unknown method '{cfg.method}'{_closest(cfg.method, list(COMBINERS))}; "
+                          f"accepted: {', '.join(sorted(COMBINERS))}")
+    flat = flatten(cfg)
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"config key '{key}' got {flat[key]!r}; accepted: {', '.join(choices)}")
+    for key in POSITIVE:
+        if not flat[key] > 0:
+            raise ConfigError(f"config key '{key}' must be > 0, got {flat[key]!r}")
+    for key in NON_NEGATIVE:
+        if not flat[key] >= 0:
+            raise ConfigError(f"config key '{key}' must be >= 0, got {flat[key]!r}")
+    for key in UNIT_INTERVAL:
+        if not 0.0 <= flat[key] <= 1.0:
+            raise ConfigError(f"config key '{key}' must be in [0, 1], got {flat[key]!r}")
+    if cfg.net.head_layers > cfg.net.hidden_layers + 1:
+        raise ConfigError(
+            f"config key 'net.head_layers' must be at most net.hidden_layers + 1 = {cfg.net.hidden_layers + 1}"
+            f", got {cfg.net.head_layers}"
+        )
+    if cfg.sac.log_std_min >= cfg.sac.log_std_max:
+        raise ConfigError("config key 'sac.log_std_min' must be below 'sac.log_std_max'")
+    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
+        raise ConfigError(f"unknown device {cfg.device!r}; accepted: auto, cpu, cuda, cuda:N")
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `section.key=value`; the value is read as YAML so `1e-3`, `true` and `[1, 2]` mean what they say."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. sac.batch_size=256)")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **fields: Any) -> Config:
+    """Build a Config: defaults, then the YAML file at `path`, then `fields` (top-level), then `overrides`."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file '{path}' is not valid YAML: {str(error).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(data).__name__}")
+        for key, value in data.items():
+            _apply(cfg, str(key), value)
+    for key, value in fields.items():
+        if value is not None:
+            _apply(cfg, key, value)
+    for text in overrides or []:
+        _apply(cfg, *parse_override(text))
+    return validate(cfg)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to values, for validation, logging and comparison of configs."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config saved with `to_dict` (e.g. from a checkpoint or a run's config.yaml)."""
+    cfg = Config()
+    for key, value in data.items():
+        _apply(cfg, key, value)
+    return validate(cfg)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

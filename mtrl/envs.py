@@ -1,0 +1,139 @@
+"""Meta-World MT10 through Gymnasium's vector API, for one of two evaluation protocols.
+
+`MT10` wraps the vector env so the rest of the code never sees Gymnasium's autoreset details: every step
+returns the true next observation of the transition (read from `final_obs` when an episode just ended), the
+observation to act on next, and terminal and truncation flags kept apart, because a time-limit truncation is
+not a terminal state and the critic must bootstrap through it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import gymnasium as gym
+import metaworld  # noqa: F401  (registers the Meta-World environments with Gymnasium)
+import numpy as np
+
+TASK_NAMES: tuple[str, ...] = (
+    "reach-v3",
+    "push-v3",
+    "pick-place-v3",
+    "door-open-v3",
+    "drawer-open-v3",
+    "drawer-close-v3",
+    "button-press-topdown-v3",
+    "peg-insert-side-v3",
+    "window-open-v3",
+    "window-close-v3",
+)
+NUM_TASKS = len(TASK_NAMES)
+STATE_DIM = 39  # Meta-World's observation without the one-hot task id
+ACTION_DIM = 4
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How episodes run and how a policy is scored; stamped on every result, since numbers from different
+    protocols are not comparable."""
+
+    name: str
+    max_episode_steps: int
+    fixed_goals: bool  # one goal per task for the whole run, instead of a new one (out of 50) at each reset
+    eval_episodes: int  # deterministic evaluation episodes per task
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "mt10": Protocol("mt10", max_episode_steps=500, fixed_goals=False, eval_episodes=50),
+    "mt10-fixed": Protocol("mt10-fixed", max_episode_steps=150, fixed_goals=True, eval_episodes=1),
+}
+
+
+@dataclass
+class Step:
+    """One vector step. Arrays have a leading task axis of length NUM_TASKS."""
+
+    obs: np.ndarray  # what to act on next (the reset observation where an episode ended)
+    next_obs: np.ndarray  # the transition's true next observation (for the replay buffer)
+    reward: np.ndarray
+    terminated: np.ndarray  # a true terminal state: no bootstrapping
+    truncated: np.ndarray  # the time limit: bootstrap through it
+    success: np.ndarray  # info["success"] of this very step, wherever Gymnasium put it
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+
+def _masked(info: dict, key: str, num_envs: int) -> np.ndarray:
+    """Values of `key` in a vector info dict, 0 where the env did not report it."""
+    if key not in info:
+        return np.zeros(num_envs)
+    return np.where(info[f"_{key}"], info[key], 0)
+
+
+class MT10:
+    """The ten MT10 tasks as one vector env, task i in slot i, observations with the one-hot task id."""
+
+    def __init__(self, protocol: str | Protocol, seed: int, reward_version: str = "v2", vector: str = "sync",
+                 render_mode: str | None = None, width: int = 480, height: int = 480):
+        self.protocol = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
+        self.seed = seed
+        with warnings.catch_warnings():  # Meta-World's float64 bounds make Gymnasium warn about precision
+            warnings.simplefilter("ignore", UserWarning)
+            self.envs = gym.make_vec(
+                "Meta-World/MT10",
+                vector_strategy=vector,
+                seed=seed,
+                use_one_hot=True,
+                max_episode_steps=self.protocol.max_episode_steps,
+                reward_function_version=reward_version,
+                render_mode=render_mode,
+                width=width,
+                height=height,
+            )
+        names = [_class_to_task(c) for c in self.envs.get_attr("task_name")]
+        if tuple(names) != TASK_NAMES:
+            raise RuntimeError(f"Meta-World returned tasks {names}, expected {list(TASK_NAMES)}")
+        self.num_tasks = NUM_TASKS
+        self.obs_dim = self.envs.single_observation_space.shape[0]
+        self.action_dim = self.envs.single_action_space.shape[0]
+        self._goals_frozen = False
+
+    def reset(self) -> np.ndarray:
+        """Start new episodes in every task. Under a fixed-goal protocol the first reset draws each task's
+        goal from the seed and freezes it; later resets keep it."""
+        obs, _ = self.envs.reset()
+        if self.protocol.fixed_goals and not self._goals_frozen:
+            self.envs.call("toggle_sample_tasks_on_reset", False)
+            self._goals_frozen = True
+        return obs.astype(np.float32)
+
+    def step(self, actions: np.ndarray) -> Step:
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        obs = obs.astype(np.float32)
+        next_obs = obs.copy()
+        success = _masked(info, "success", self.num_tasks)
+        if "final_obs" in info:  # episodes ended in some envs: their `obs` is already the next reset's
+            ended = info["_final_obs"]
+            next_obs[ended] = np.stack(info["final_obs"][ended]).astype(np.float32)
+            success = np.maximum(success, _masked(info["final_info"], "success", self.num_tasks))
+        return Step(obs, next_obs, reward.astype(np.float32), terminated, truncated, success.astype(np.float32))
+
+    def set_terminate_on_success(self, on: bool) -> None:
+        """End an episode at its first success (the official evaluation does, so success-at-any-step is
+        success-at-the-last-step)."""
+        self.envs.call("toggle_terminate_on_success", on)
+
+    def render(self) -> tuple[np.ndarray, ...]:
+        return self.envs.render()
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _class_to_task(class_name: str) -> str:
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    by_class = {cls.__name__: name for name, cls in ALL_V3_ENVIRONMENTS.items()}
+    return by_class[class_name]

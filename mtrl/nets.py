@@ -1,0 +1,136 @@
+"""Multi-task networks: a shared encoder and task heads, batched so that no Python loop runs over tasks.
+
+Activations have the layout `[M, K, b, features]`: M ensemble members (2 for the twin critic, 1 for the
+actor), K tasks, b samples per task. A shared layer applies one weight per member to all K*b rows; a task
+layer applies weight `[m, k]` to task k's b rows only, as one batched matmul. Task k's output therefore
+depends on task k's head alone, and rows of different tasks never interact, which the combiners rely on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _xavier_(weight: torch.Tensor) -> None:
+    """Xavier-uniform init of a `[..., in, out]` weight stack, each `[in, out]` slice on its own."""
+    fan_in, fan_out = weight.shape[-2:]
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    nn.init.uniform_(weight, -bound, bound)
+
+
+class SharedLinear(nn.Module):
+    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
+        _xavier_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m, k, b, _ = x.shape
+        return torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
+
+
+class TaskLinear(nn.Module):
+    """One affine map per (member, task): task k's rows see only weight `[m, k]`."""
+
+    def __init__(self, members: int, num_tasks: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, num_tasks, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(members, num_tasks, 1, out_dim))
+        _xavier_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m, k, b, _ = x.shape
+        w, bias = self.weight.flatten(0, 1), self.bias.flatten(0, 1)
+        return torch.baddbmm(bias, x.reshape(m * k, b, -1), w).view(m, k, b, -1)
+
+
+def _stack(layers: list[nn.Module], relu_after_last: bool) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    for i, layer in enumerate(layers):
+        modules.append(layer)
+        if i < len(layers) - 1 or relu_after_last:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules)
+
+
+class MultiTaskMLP(nn.Module):
+    """An MLP of `hidden_layers` hidden layers whose last `head_layers` linear layers are task-specific.
+
+    `encoder` maps inputs to the shared representation z; `heads` map z to outputs, task by task. With
+    `head_layers == 0` the whole network is shared (z is the output); with `head_layers == hidden_layers + 1`
+    every task has its own network (the encoder is empty and z is the input).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int, head_layers: int,
+                 num_tasks: int, members: int = 1):
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * hidden_layers + [out_dim]
+        num_linear = hidden_layers + 1
+        if not 0 <= head_layers <= num_linear:
+            raise ValueError(f"head_layers must be in [0, {num_linear}], got {head_layers}")
+        num_shared = num_linear - head_layers
+        shared = [SharedLinear(members, dims[i], dims[i + 1]) for i in range(num_shared)]
+        heads = [TaskLinear(members, num_tasks, dims[i], dims[i + 1]) for i in range(num_shared, num_linear)]
+        self.encoder = _stack(shared, relu_after_last=head_layers > 0)
+        self.heads = _stack(heads, relu_after_last=False)
+        self.num_tasks, self.members = num_tasks, members
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.encoder(x))
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def task_parameters(self) -> list[nn.Parameter]:
+        return list(self.heads.parameters())
+
+
+class Actor(nn.Module):
+    """Tanh-squashed Gaussian policy; the log-std is squashed into [log_std_min, log_std_max]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int, hidden_layers: int,
+                 head_layers: int, log_std_min: float = -20.0, log_std_max: float = 2.0):
+        super().__init__()
+        self.net = MultiTaskMLP(obs_dim, 2 * action_dim, hidden_dim, hidden_layers, head_layers, num_tasks)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`obs [K, b, obs_dim]` -> mean and log-std of the pre-squash Gaussian, each `[K, b, act_dim]`."""
+        mean, log_std = self.net(obs.unsqueeze(0)).squeeze(0).chunk(2, dim=-1)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action in (-1, 1) and its log-probability `[K, b]`."""
+        mean, log_std = self(obs)
+        noise = torch.randn_like(mean)
+        pre_tanh = mean + noise * log_std.exp()
+        action = torch.tanh(pre_tanh)
+        # log N(pre_tanh) - log|d tanh/dx|, with log(1 - tanh^2 x) = 2 (log 2 - x - softplus(-2x)) for stability
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
+        return action, log_prob
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self(obs)[0])
+
+
+class TwinCritic(nn.Module):
+    """Two Q-networks as one ensemble of two members: `Q(obs, action) -> [2, K, b]`."""
+
+    def __init__(self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int, hidden_layers: int,
+                 head_layers: int):
+        super().__init__()
+        self.net = MultiTaskMLP(obs_dim + action_dim, 1, hidden_dim, hidden_layers, head_layers, num_tasks,
+                                members=2)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, action], dim=-1).unsqueeze(0).expand(2, -1, -1, -1)
+        return self.net(x).squeeze(-1)

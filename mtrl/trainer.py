@@ -1,0 +1,156 @@
+"""The training loop: collect one transition per task, store it, update, and now and then log, evaluate and
+checkpoint. Everything a run produces goes into its run directory:
+
+    runs/<name>/config.yaml          the resolved configuration
+    runs/<name>/tensorboard/         TensorBoard events
+    runs/<name>/checkpoints/         step_<N>.pt, the newest few
+    runs/<name>/evaluations.jsonl    one line per periodic evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents.mtsac import MTSAC
+from mtrl.checkpoint import load_latest, save_checkpoint
+from mtrl.config import Config, save_config, to_dict
+from mtrl.envs import MT10, STATE_DIM
+from mtrl.evaluation import EvalResult, evaluate
+from mtrl.monitor import Monitor
+from mtrl.replay import MultiTaskReplay
+
+
+class RunError(RuntimeError):
+    """A run that cannot start as asked; the message is one line meant for the user."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"device '{name}' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def eval_episodes(cfg: Config, env: MT10) -> int:
+    return cfg.env.eval_episodes or env.protocol.eval_episodes
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.device = resolve_device(cfg.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+
+        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector)
+        self.eval_env: MT10 | None = None
+        k = self.env.num_tasks
+        self.per_task_batch = cfg.sac.batch_size // k
+        if self.per_task_batch == 0:
+            raise RunError(f"sac.batch_size must be at least the number of tasks ({k}), got {cfg.sac.batch_size}")
+        self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
+        self.replay = MultiTaskReplay(k, max(1, cfg.train.buffer_capacity // k), STATE_DIM,
+                                      self.env.action_dim, self.device)
+        self.step = 0
+        self.last_success: float | None = None
+        self.last_result: EvalResult | None = None
+        if resume:
+            self._restore()
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+        self.monitor = Monitor(self.run_dir, purge_step=self.step if resume else None)
+
+    # ----------------------------------------------------------------------------------------------- state
+    def _state(self) -> dict:
+        return {
+            "config": to_dict(self.cfg),
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict() if self.cfg.train.checkpoint_replay else None,
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state},
+            "shapes": {"obs_dim": self.env.obs_dim, "action_dim": self.env.action_dim,
+                       "num_tasks": self.env.num_tasks},
+            "last_success": self.last_success,
+        }
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir, self.step, self._state(), self.cfg.train.keep_checkpoints)
+
+    def _restore(self) -> None:
+        path, state = load_latest(self.run_dir)
+        self.agent.load_state_dict(state["agent"])
+        if state["replay"] is not None:
+            self.replay.load_state_dict(state["replay"])
+        else:
+            print(f"note: {path.name} holds no replay buffer; training resumes with an empty one")
+        torch.set_rng_state(state["rng"]["torch"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        self.step, self.last_success = state["step"], state["last_success"]
+        print(f"resuming {self.run_dir} from {path.name} (step {self.step})")
+
+    # -------------------------------------------------------------------------------------------- the loop
+    def evaluate(self) -> EvalResult:
+        if self.eval_env is None:  # same seed: under the fixed-goal protocol, the same goals as training
+            self.eval_env = MT10(self.cfg.env.protocol, self.cfg.seed, self.cfg.env.reward_version)
+        labels = {"method": self.cfg.method, "seed": self.cfg.seed, "steps": self.step}
+        return evaluate(self.agent, self.eval_env, eval_episodes(self.cfg, self.eval_env), labels)
+
+    def _log_evaluation(self, result: EvalResult) -> None:
+        self.last_result, self.last_success = result, result.success_mean
+        self.monitor.log(self.step, {"eval/success": list(result.success.values()),
+                                     "eval/return": list(result.mean_return.values())})
+        with open(self.run_dir / "evaluations.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "success": result.success,
+                                "mean_return": result.mean_return, "episodes": result.episodes,
+                                "protocol": result.protocol}) + "\n")
+
+    def train(self) -> EvalResult:
+        cfg, k = self.cfg.train, self.env.num_tasks
+        obs = self.env.reset()
+        episode_return, episode_success = np.zeros(k), np.zeros(k, dtype=bool)
+        metrics: dict[str, torch.Tensor] = {}
+        last_log_time, last_log_step = time.perf_counter(), self.step
+        bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, smoothing=0.05,
+                   mininterval=1.0)
+        while self.step < cfg.steps:
+            if self.step < cfg.warmup_steps:
+                action = self.rng.uniform(-1.0, 1.0, (k, self.env.action_dim)).astype(np.float32)
+            else:
+                action = self.agent.act(obs, deterministic=False)
+            step = self.env.step(action)
+            self.replay.add(obs, action, step.reward, step.next_obs, step.terminated)
+            obs = step.obs
+            episode_return += step.reward
+            episode_success |= step.success > 0
+            if step.done.all():  # MT10 episodes share one length, so they end together
+                self.monitor.log(self.step, {"train/episode_return": episode_return,
+                                             "train/success": episode_success.astype(np.float32)})
+                episode_return[:], episode_success[:] = 0.0, False
+
+            if self.step >= cfg.warmup_steps:
+                metrics = self.agent.update(self.replay.sample(self.per_task_batch))
+            self.step += 1
+            bar.update(1)
+
+            if self.step % cfg.log_every == 0:
+                now = time.perf_counter()
+                sps = (self.step - last_log_step) / (now - last_log_time)
+                last_log_time, last_log_step = now, self.step
+                self.monitor.log(self.step, {**metrics, "perf/steps_per_second": sps})
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                self._log_evaluation(self.evaluate())
+                bar.set_postfix(success=f"{self.last_success:.2f}")
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save()
+        bar.close()
+        self.monitor.close()
+        return self.last_result or self.evaluate()

@@ -1,0 +1,71 @@
+"""Train a multi-task SAC agent on MT10.
+
+    python train.py --method mtsac                       # default preset for this machine
+    python train.py --config configs/mt10.yaml --seed 3 sac.batch_size=640 train.steps=100000
+    python train.py --resume runs/mtsac_s1_20260101-120000
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from mtrl.cli import ArgumentParser, run_main
+from mtrl.combiners import COMBINERS
+from mtrl.config import load_config
+from mtrl.trainer import RunError, Trainer
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def default_config() -> Path:
+    """The paper preset where a GPU can run it, the small CPU preset elsewhere."""
+    return CONFIG_DIR / ("mt10.yaml" if torch.cuda.is_available() else "mt10_cpu.yaml")
+
+
+def parse_args():
+    parser = ArgumentParser(description="Train multi-task SAC on Meta-World MT10.")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="override any config field, e.g. sac.batch_size=640 train.steps=100000")
+    parser.add_argument("--method", choices=sorted(COMBINERS), help="gradient combiner (default: the config's)")
+    parser.add_argument("--config", type=Path, help="YAML config (default: mt10.yaml on a GPU, mt10_cpu.yaml "
+                                                    "otherwise)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--run-dir", type=Path, help="where outputs go (default: runs/<method>_s<seed>_<time>)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its latest "
+                                                                        "checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --run-dir")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    fields = {"method": args.method, "seed": args.seed, "device": args.device}
+    if args.resume:
+        if args.config or args.run_dir:
+            raise RunError("--resume takes its config and directory from the run; drop --config/--run-dir")
+        if not (args.resume / "config.yaml").is_file():
+            raise RunError(f"'{args.resume}' is not a run directory (no config.yaml)")
+        cfg = load_config(args.resume / "config.yaml", args.overrides, **fields)
+        run_dir = args.resume
+    else:
+        config_path = args.config or default_config()
+        cfg = load_config(config_path, args.overrides, **fields)
+        run_dir = args.run_dir or Path("runs") / f"{cfg.method}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+        if run_dir.exists():
+            if not args.overwrite:
+                raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
+                               f"--overwrite to replace it")
+            shutil.rmtree(run_dir)
+        print(f"config {config_path}, run directory {run_dir}")
+    trainer = Trainer(cfg, run_dir, resume=bool(args.resume))
+    result = trainer.train()
+    print(result.to_markdown())
+
+
+if __name__ == "__main__":
+    run_main(main)
