@@ -1,0 +1,71 @@
+"""Bad input through the real command line: a non-zero exit, one line naming what was wrong, no traceback,
+and existing run data untouched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def existing_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "old_run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("method: mtsac\n")
+    (run_dir / "notes.txt").write_text("precious")
+    return run_dir
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+CASES = [
+    # (arguments, fragments the one-line message must contain)
+    (["train.py", "--method", "nope"], ["invalid choice: 'nope'", "mtsac"]),
+    (["train.py", "sac.batchsize=64"], ["unknown config key 'sac.batchsize'", "did you mean 'sac.batch_size'"]),
+    (["train.py", "sac.batch_size=lots"], ["'sac.batch_size' expects int", "'lots'"]),
+    (["train.py", "sac.gamma=1.5"], ["'sac.gamma' must be in [0, 1]"]),
+    (["train.py", "env.protocol=mt50"], ["'env.protocol' got 'mt50'", "mt10-fixed"]),
+    (["train.py", "device=tpu"], ["unknown device 'tpu'", "auto, cpu, cuda"]),
+    (["train.py", "--device", "tpu"], ["invalid choice: 'tpu'"]),
+    (["train.py", "method=ntk"], ["unknown method 'ntk'", "accepted: mtsac"]),
+    (["train.py", "batch_size"], ["not of the form section.key=value"]),
+    (["train.py", "--config", "missing.yaml"], ["config file 'missing.yaml' does not exist"]),
+    (["train.py", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["evaluate.py", "no/such/run"], ["run directory 'no/such/run' does not exist"]),
+    (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
+]
+
+
+@pytest.mark.parametrize("args,fragments", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_gets_one_clear_line(args, fragments):
+    result = run(*args)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_existing_run_directory_is_refused_and_untouched(existing_run):
+    before = snapshot(existing_run)
+    result = run("train.py", "--run-dir", str(existing_run))
+    assert result.returncode != 0 and "exists; use --resume" in result.stderr
+    assert snapshot(existing_run) == before
+
+
+def test_run_without_checkpoints_is_refused_and_untouched(existing_run):
+    before = snapshot(existing_run)
+    result = run("evaluate.py", str(existing_run))
+    assert result.returncode != 0 and "has no checkpoints" in result.stderr.strip().splitlines()[-1]
+    assert snapshot(existing_run) == before

@@ -1,0 +1,41 @@
+import numpy as np
+
+from mtrl.envs import NUM_TASKS, STATE_DIM, TASK_NAMES
+
+
+def test_shapes_and_one_hot(fixed_env):
+    obs = fixed_env.reset()
+    assert obs.shape == (NUM_TASKS, STATE_DIM + NUM_TASKS) and obs.dtype == np.float32
+    assert fixed_env.action_dim == 4 and len(TASK_NAMES) == 10
+    np.testing.assert_array_equal(obs[:, STATE_DIM:], np.eye(NUM_TASKS))
+    step = fixed_env.step(np.zeros((NUM_TASKS, 4), dtype=np.float32))
+    for arr in (step.obs, step.next_obs):
+        np.testing.assert_array_equal(arr[:, STATE_DIM:], np.eye(NUM_TASKS))
+    assert step.reward.shape == step.terminated.shape == step.success.shape == (NUM_TASKS,)
+
+
+def test_truncation_is_not_termination_and_keeps_true_final_obs(fixed_env):
+    """At the 150-step limit every task truncates; the transition's next_obs continues the episode while
+    `obs` is already the next episode's first observation, with the same (fixed) goal."""
+    first = fixed_env.reset()
+    rng = np.random.default_rng(0)
+    obs = first
+    for t in range(fixed_env.protocol.max_episode_steps):
+        step = fixed_env.step(rng.uniform(-1, 1, (NUM_TASKS, 4)).astype(np.float32))
+        if t < fixed_env.protocol.max_episode_steps - 1:
+            assert not step.done.any()
+            np.testing.assert_array_equal(step.obs, step.next_obs)
+            obs = step.obs
+    assert step.truncated.all() and not step.terminated.any()
+    hand_move_final = np.abs(step.next_obs[:, :3] - obs[:, :3]).max()
+    hand_move_reset = np.abs(step.obs[:, :3] - obs[:, :3]).max(axis=1)
+    assert hand_move_final < 0.05  # one action moves the hand a little
+    assert (hand_move_reset > hand_move_final).any()  # the reset puts it back to its start
+    np.testing.assert_allclose(step.obs[:, 36:39], first[:, 36:39], atol=1e-5)  # goals stay fixed
+
+
+def test_official_protocol_draws_new_goals(official_env):
+    first = official_env.reset()
+    second = official_env.reset()
+    assert official_env.protocol.max_episode_steps == 500
+    assert not np.allclose(first[:, 36:39], second[:, 36:39])
