@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -56,13 +55,11 @@ def main() -> None:
         config_path = args.config or default_config()
         cfg = load_config(config_path, args.overrides, **fields)
         run_dir = args.run_dir or Path("runs") / f"{cfg.method}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
-        if run_dir.exists():
-            if not args.overwrite:
-                raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
-                               f"--overwrite to replace it")
-            shutil.rmtree(run_dir)
+        if run_dir.exists() and not args.overwrite:
+            raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
+                           f"--overwrite to replace it")
         print(f"config {config_path}, run directory {run_dir}")
-    trainer = Trainer(cfg, run_dir, resume=bool(args.resume))
+    trainer = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite)
     result = trainer.train()
     print(result.to_markdown())
 

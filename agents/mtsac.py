@@ -32,8 +32,8 @@ class MTSAC:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=sac.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr)
-        self.actor_combiner: Combiner = make_combiner(cfg.method, num_tasks)
-        self.critic_combiner: Combiner = make_combiner(cfg.method, num_tasks)
+        self.actor_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.methods, role="actor")
+        self.critic_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.methods, role="critic")
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 

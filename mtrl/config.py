@@ -67,6 +67,56 @@ class TrainConfig:
 
 
 @dataclass
+class NTKMTLConfig:
+    p: float = 0.5  # weights (mean_j lambda_j / lambda_i) ** p; 0.5 equalises the largest NTK eigenvalues
+    subbatches: int = 1  # n: rows of each task's Jacobian (n = 1: lambda_i = ||g_i||^2)
+    eps: float = 1e-12  # relative floor on lambda_i, so a task with no gradient gets a finite weight
+
+
+@dataclass
+class NTKMTLSRConfig:
+    p: float = 0.5
+    subbatches: int = 4  # n sub-batches per task, each one row of J_i(z)
+    eps: float = 1e-12
+
+
+@dataclass
+class CAGradConfig:
+    c: float = 0.5  # radius of the ball around the mean gradient, relative to its norm
+    iterations: int = 50  # projected-gradient steps of the weight solver
+
+
+@dataclass
+class NashMTLConfig:
+    update_every: int = 1  # recompute the weights every this many updates, reuse them in between
+    iterations: int = 20  # Newton steps of the bargaining solver
+
+
+@dataclass
+class FairGradConfig:
+    alpha: float = 2.0  # alpha-fairness; alpha = 1 is the Nash bargaining solution
+    iterations: int = 20
+
+
+@dataclass
+class FAMOConfig:
+    lr: float = 0.025  # step size of the task logits
+    decay: float = 1e-3  # weight decay of the task logits
+
+
+@dataclass
+class MethodsConfig:
+    """Options of each method; only the selected method's section is read."""
+
+    ntkmtl: NTKMTLConfig = field(default_factory=NTKMTLConfig)
+    ntkmtl_sr: NTKMTLSRConfig = field(default_factory=NTKMTLSRConfig)
+    cagrad: CAGradConfig = field(default_factory=CAGradConfig)
+    nashmtl: NashMTLConfig = field(default_factory=NashMTLConfig)
+    fairgrad: FairGradConfig = field(default_factory=FairGradConfig)
+    famo: FAMOConfig = field(default_factory=FAMOConfig)
+
+
+@dataclass
 class Config:
     method: str = "mtsac"
     seed: int = 1
@@ -75,6 +125,7 @@ class Config:
     net: NetConfig = field(default_factory=NetConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
 
 
 # Closed sets of accepted values (methods are checked against the combiner registry).
@@ -87,8 +138,12 @@ POSITIVE = {
     "net.hidden_dim", "net.hidden_layers", "sac.batch_size", "train.steps", "train.buffer_capacity",
     "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
     "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature",
+    "methods.ntkmtl.subbatches", "methods.ntkmtl_sr.subbatches", "methods.ntkmtl.eps", "methods.ntkmtl_sr.eps",
+    "methods.cagrad.iterations", "methods.nashmtl.update_every", "methods.nashmtl.iterations",
+    "methods.fairgrad.alpha", "methods.fairgrad.iterations", "methods.famo.lr",
 }
-NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed"}
+NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed",
+                "methods.ntkmtl.p", "methods.ntkmtl_sr.p", "methods.cagrad.c", "methods.famo.decay"}
 UNIT_INTERVAL = {"sac.gamma", "sac.tau"}
 
 

@@ -22,18 +22,32 @@ def _xavier_(weight: torch.Tensor) -> None:
     nn.init.uniform_(weight, -bound, bound)
 
 
+def _training_forward(module: nn.Module) -> bool:
+    """A forward whose gradients will reach this module's weights (not `no_grad`, not frozen)."""
+    return torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters())
+
+
 class SharedLinear(nn.Module):
-    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`."""
+    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`.
+
+    The input and output of the last training forward are kept, so per-task weight gradients can be formed
+    from one backward pass (see `mtrl.task_grads`).
+    """
 
     def __init__(self, members: int, in_dim: int, out_dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
         self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
         _xavier_(self.weight)
+        self.last_input: torch.Tensor | None = None
+        self.last_output: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, k, b, _ = x.shape
-        return torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
+        y = torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
+        if _training_forward(self):
+            self.last_input, self.last_output = x, y
+        return y
 
 
 class TaskLinear(nn.Module):
@@ -81,9 +95,13 @@ class MultiTaskMLP(nn.Module):
         self.encoder = _stack(shared, relu_after_last=head_layers > 0)
         self.heads = _stack(heads, relu_after_last=False)
         self.num_tasks, self.members = num_tasks, members
+        self.representation: torch.Tensor | None = None  # z of the last training forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.heads(self.encoder(x))
+        z = self.encoder(x)
+        if _training_forward(self.encoder):
+            self.representation = z
+        return self.heads(z)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())

@@ -10,6 +10,7 @@ checkpoint. Everything a run produces goes into its run directory:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from agents.mtsac import MTSAC
 from mtrl.checkpoint import load_latest, save_checkpoint
 from mtrl.config import Config, save_config, to_dict
-from mtrl.envs import MT10, STATE_DIM
+from mtrl.envs import MT10, NUM_TASKS, STATE_DIM
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
 from mtrl.replay import MultiTaskReplay
@@ -43,7 +44,7 @@ def eval_episodes(cfg: Config, env: MT10) -> int:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False):
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = resolve_device(cfg.device)
         if cfg.train.threads:
@@ -51,12 +52,17 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
 
-        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector)
-        self.eval_env: MT10 | None = None
-        k = self.env.num_tasks
+        k = NUM_TASKS
         self.per_task_batch = cfg.sac.batch_size // k
         if self.per_task_batch == 0:
             raise RunError(f"sac.batch_size must be at least the number of tasks ({k}), got {cfg.sac.batch_size}")
+        subbatches = {"ntkmtl": cfg.methods.ntkmtl.subbatches, "ntkmtl_sr": cfg.methods.ntkmtl_sr.subbatches}
+        n = subbatches.get(cfg.method, 1)
+        if self.per_task_batch % n:
+            raise RunError(f"methods.{cfg.method}.subbatches={n} must divide the per-task batch "
+                           f"(sac.batch_size / {k} = {self.per_task_batch})")
+        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector)
+        self.eval_env: MT10 | None = None
         self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
         self.replay = MultiTaskReplay(k, max(1, cfg.train.buffer_capacity // k), STATE_DIM,
                                       self.env.action_dim, self.device)
@@ -66,6 +72,8 @@ class Trainer:
         if resume:
             self._restore()
         else:
+            if overwrite and self.run_dir.exists():  # only now that everything else has been checked
+                shutil.rmtree(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
         self.monitor = Monitor(self.run_dir, purge_step=self.step if resume else None)

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
 from agents.mtsac import MTSAC
+from mtrl.combiners import COMBINERS
 from mtrl.config import Config
 from mtrl.replay import MultiTaskReplay
 
@@ -23,9 +25,12 @@ def _batch(seed: int = 0):
     return buffer.sample(16, generator=torch.Generator().manual_seed(seed))
 
 
-def test_update_returns_per_task_metrics():
+@pytest.mark.parametrize("method", sorted(COMBINERS))
+def test_update_returns_finite_per_task_metrics(method):
     torch.manual_seed(0)
-    metrics = _small_agent().update(_batch())
+    agent = _small_agent(method)
+    for _ in range(3):
+        metrics = agent.update(_batch())
     for name in ("loss/critic", "loss/actor", "loss/temperature", "temperature", "combiner/actor/weight"):
         assert metrics[name].shape == (K,) and torch.isfinite(metrics[name]).all()
 

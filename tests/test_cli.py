@@ -38,7 +38,7 @@ CASES = [
     (["train.py", "env.protocol=mt50"], ["'env.protocol' got 'mt50'", "mt10-fixed"]),
     (["train.py", "device=tpu"], ["unknown device 'tpu'", "auto, cpu, cuda"]),
     (["train.py", "--device", "tpu"], ["invalid choice: 'tpu'"]),
-    (["train.py", "method=ntk"], ["unknown method 'ntk'", "accepted: mtsac"]),
+    (["train.py", "method=ntkmtl-sr"], ["unknown method 'ntkmtl-sr'", "did you mean 'ntkmtl_sr'", "pcgrad"]),
     (["train.py", "batch_size"], ["not of the form section.key=value"]),
     (["train.py", "--config", "missing.yaml"], ["config file 'missing.yaml' does not exist"]),
     (["train.py", "--bogus"], ["unrecognized arguments: --bogus"]),

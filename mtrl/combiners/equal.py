@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from mtrl.combiners.base import Combiner, MultiTaskNet
+from mtrl.combiners.base import Combiner, MultiTaskNet, plain_backward
 
 
 class EqualWeighting(Combiner):
     name = "mtsac"
 
     def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
-        task_losses.sum().backward()
-        return {"weight": torch.ones_like(task_losses.detach())}
+        return plain_backward(task_losses)
 
     @staticmethod
     def aggregate(grads: torch.Tensor) -> torch.Tensor:
