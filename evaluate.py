@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.mtsac import MTSAC
-from mtrl.checkpoint import load_checkpoint, load_latest
+from mtrl.checkpoint import load_checkpoint, load_latest, restore_into
 from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import from_dict
 from mtrl.envs import MT10, PROTOCOLS
@@ -54,7 +54,7 @@ def main() -> None:
         cfg = from_dict(state["config"])
         env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version)
         agent = MTSAC(cfg, env.obs_dim, env.action_dim, env.num_tasks, resolve_device(args.device))
-        agent.load_state_dict(state["agent"])
+        restore_into(agent.load_state_dict, state["agent"], path)
         policy, seed = agent, cfg.seed
         episodes = args.episodes or cfg.env.eval_episodes or env.protocol.eval_episodes
         labels = {"method": cfg.method, "seed": cfg.seed, "steps": state["step"], "checkpoint": path.name}

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +63,10 @@ def main() -> None:
         print(f"config {config_path}, run directory {run_dir}")
     trainer = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite)
     result = trainer.train()
+    if result is None:
+        print(f"{trainer.interrupted}: stopped after step {trainer.step} and wrote a checkpoint; continue with "
+              f"python train.py --resume {run_dir}", file=sys.stderr)
+        sys.exit(128 + signal.Signals[trainer.interrupted].value)
     print(result.to_markdown())
 
 

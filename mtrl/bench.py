@@ -3,14 +3,19 @@
     python -m mtrl.bench                    # everything, on this machine's default device
     python -m mtrl.bench --only update --repeats 15
 
-Update cost: every method's full SAC update (critic, actor, temperature) on the same batch, for the paper's
-network size and for the CPU preset, interleaved round-robin so that drifts of the machine hit every method
-alike; medians over repeats, as a ratio to `mtsac`.
+- update: every method's full SAC update (critic, actor, temperature) on the same batch, for the paper's
+  network size and for the CPU preset, interleaved round-robin so that drifts of the machine hit every method
+  alike; medians over repeats, as a ratio to `mtsac`.
+- collection: env-steps/s of each task's env alone (their combination is the one-core limit) and of
+  Gymnasium's sync and async vector envs.
+- end-to-end: where the training loop's wall clock goes at the CPU preset, and peak memory.
+- memory: replay buffer bytes per transition.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -104,25 +109,114 @@ def replay_section() -> list[str]:
             ""]
 
 
+def _steps_per_second(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return n / (time.perf_counter() - start)
+
+
+def collection_section(steps: int) -> list[str]:
+    """Env-steps/s: each task's own env alone, and the ten as Gymnasium sync and async vector envs."""
+    import gymnasium as gym
+
+    from mtrl.envs import MT10, TASK_NAMES
+
+    rng = np.random.default_rng(0)
+    rates = {}
+    for task in TASK_NAMES:
+        env = gym.make("Meta-World/MT1", env_name=task, seed=0, max_episode_steps=150, disable_env_checker=True)
+        env.reset()
+
+        def step(env=env):
+            *_, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            if terminated or truncated:
+                env.reset()
+
+        rates[task] = _steps_per_second(step, steps)
+        env.close()
+    one_core = NUM_TASKS / sum(1 / r for r in rates.values())  # all ten stepped in turn on one core
+    vector_rates = {}
+    for strategy in ("sync", "async"):
+        env = MT10("mt10-fixed", seed=0, vector=strategy)
+        env.reset()
+        actions = rng.uniform(-1, 1, (NUM_TASKS, 4)).astype(np.float32)
+        vector_rates[strategy] = NUM_TASKS * _steps_per_second(lambda: env.step(actions), steps // NUM_TASKS)
+        env.close()
+    lines = ["## Environment collection", "",
+             f"Env-steps per second with random actions ({steps} steps per measurement).", "",
+             "| collector | env-steps/s | ratio to one-core limit |", "|---|---|---|"]
+    lines.append(f"| one-core limit: the ten tasks' own envs stepped in turn | {one_core:.0f} | 1.00x |")
+    for strategy, rate in vector_rates.items():
+        lines.append(f"| Gymnasium {strategy} vector env (`env.vector={strategy}`) | {rate:.0f} | "
+                     f"{rate / one_core:.2f}x |")
+    lines += ["", "Each task alone: " + ", ".join(f"{t} {r:.0f}" for t, r in rates.items()) + " steps/s.", ""]
+    return lines
+
+
+def end_to_end_section(steps: int) -> list[str]:
+    """Where the training loop's time goes at the CPU preset, in steady state (after the first evaluation
+    env is built), and the process's peak resident memory."""
+    import resource
+    import tempfile
+
+    from mtrl.trainer import Trainer
+
+    overrides = [f"train.steps={steps}", "train.warmup_steps=200", f"train.eval_every={steps}",
+                 f"train.checkpoint_every={steps}"]
+    cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"], overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp) / "run")
+        trainer.evaluate()  # builds the evaluation env outside the measured loop
+        trainer.train()
+    seconds = trainer.seconds
+    other = seconds["total"] - seconds["env"] - seconds["update"]
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ["## Training loop end to end", "",
+            f"CPU preset, {steps} steps (updates from step 200; one evaluation and one checkpoint, as the preset "
+            f"does every 3,000 and 10,000 steps), `perf/steps_per_second`-style wall clock:", "",
+            "| | seconds | share |", "|---|---|---|",
+            f"| env stepping | {seconds['env']:.1f} | {seconds['env'] / seconds['total']:.0%} |",
+            f"| SAC update | {seconds['update']:.1f} | {seconds['update'] / seconds['total']:.0%} |",
+            f"| everything else (acting, replay, logging, evaluation, checkpoint) | {other:.1f} | "
+            f"{other / seconds['total']:.0%} |",
+            f"| **total** | {seconds['total']:.1f} | {steps / seconds['total']:.1f} steps/s |", "",
+            f"Peak resident memory of the benchmark process: {peak_mib:.0f} MiB.", ""]
+
+
+SECTIONS = ("update", "collection", "end-to-end", "memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Measure update cost and memory; write BENCHMARKS.md.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--env-steps", type=int, default=3000, help="env steps per collection measurement")
+    parser.add_argument("--loop-steps", type=int, default=3000, help="training steps of the end-to-end run")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    sections = args.only or SECTIONS
+    command = (f"python -m mtrl.bench --repeats {args.repeats} --updates {args.updates} --env-steps "
+               f"{args.env_steps} --loop-steps {args.loop_steps}" + "".join(f" --only {s}" for s in args.only or []))
     lines = ["# Benchmarks", "",
-             f"Measured {time.strftime('%Y-%m-%d')} with `python -m mtrl.bench --repeats {args.repeats} "
-             f"--updates {args.updates}` on {device.type} ({name}, {torch.get_num_threads()} torch threads, "
-             f"{__import__('os').cpu_count()} logical cores), torch {torch.__version__}, "
+             f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
+             f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch {torch.__version__}, "
              f"Python {platform.python_version()}.", ""]
-    lines += update_section(device, args.repeats, args.updates)
-    lines += replay_section()
+    if "update" in sections:
+        lines += update_section(device, args.repeats, args.updates)
+    if "collection" in sections:
+        lines += collection_section(args.env_steps)
+    if "end-to-end" in sections:
+        lines += end_to_end_section(args.loop_steps)
+    if "memory" in sections:
+        lines += replay_section()
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
 

@@ -82,3 +82,12 @@ def load_latest(run_dir: Path) -> tuple[Path, dict[str, Any]]:
         except CheckpointError as error:
             print(f"warning: {error}; trying the previous one", file=sys.stderr)
     raise CheckpointError(f"no readable checkpoint in '{checkpoint_dir(run_dir)}'")
+
+
+def restore_into(loader, state: dict, path: Path) -> None:
+    """Call `loader(state)` (a `load_state_dict`), turning a shape or key mismatch into one clear line."""
+    try:
+        loader(state)
+    except (RuntimeError, KeyError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint '{path}' does not fit this configuration: {reason}") from None

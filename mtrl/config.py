@@ -83,7 +83,7 @@ class NTKMTLSRConfig:
 @dataclass
 class CAGradConfig:
     c: float = 0.5  # radius of the ball around the mean gradient, relative to its norm
-    iterations: int = 50  # projected-gradient steps of the weight solver
+    iterations: int = 20  # projected-gradient steps of the weight solver per update (warm-started)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from agents.mtsac import MTSAC
-from mtrl.checkpoint import load_latest, save_checkpoint
+from mtrl.checkpoint import load_latest, restore_into, save_checkpoint
 from mtrl.config import Config, save_config, to_dict
 from mtrl.envs import MT10, NUM_TASKS, STATE_DIM
 from mtrl.evaluation import EvalResult, evaluate
@@ -69,6 +70,10 @@ class Trainer:
         self.step = 0
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
+        self.interrupted: str | None = None
+        # wall-clock seconds of this process's loop: in env stepping, in updates (CPU timing: on a GPU the
+        # update is asynchronous and its time lands wherever the host next waits), and in total
+        self.seconds = {"env": 0.0, "update": 0.0, "total": 0.0}
         if resume:
             self._restore()
         else:
@@ -95,9 +100,9 @@ class Trainer:
 
     def _restore(self) -> None:
         path, state = load_latest(self.run_dir)
-        self.agent.load_state_dict(state["agent"])
+        restore_into(self.agent.load_state_dict, state["agent"], path)
         if state["replay"] is not None:
-            self.replay.load_state_dict(state["replay"])
+            restore_into(self.replay.load_state_dict, state["replay"], path)
         else:
             print(f"note: {path.name} holds no replay buffer; training resumes with an empty one")
         torch.set_rng_state(state["rng"]["torch"])
@@ -121,12 +126,24 @@ class Trainer:
                                 "mean_return": result.mean_return, "episodes": result.episodes,
                                 "protocol": result.protocol}) + "\n")
 
-    def train(self) -> EvalResult:
+    def train(self) -> EvalResult | None:
+        """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early
+        (then `self.interrupted` names it and a checkpoint of the last finished step has been written)."""
+        with _StopOnSignal() as stop:
+            result = self._loop(stop)
+        if stop.signal is not None:
+            self.interrupted = stop.signal
+            self.save()
+            self.monitor.close()
+        return result
+
+    def _loop(self, stop: "_StopOnSignal") -> EvalResult | None:
         cfg, k = self.cfg.train, self.env.num_tasks
         obs = self.env.reset()
         episode_return, episode_success = np.zeros(k), np.zeros(k, dtype=bool)
         metrics: dict[str, torch.Tensor] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
+        loop_started = time.perf_counter()
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, smoothing=0.05,
                    mininterval=1.0)
         while self.step < cfg.steps:
@@ -134,7 +151,9 @@ class Trainer:
                 action = self.rng.uniform(-1.0, 1.0, (k, self.env.action_dim)).astype(np.float32)
             else:
                 action = self.agent.act(obs, deterministic=False)
+            started = time.perf_counter()
             step = self.env.step(action)
+            self.seconds["env"] += time.perf_counter() - started
             self.replay.add(obs, action, step.reward, step.next_obs, step.terminated)
             obs = step.obs
             episode_return += step.reward
@@ -145,7 +164,9 @@ class Trainer:
                 episode_return[:], episode_success[:] = 0.0, False
 
             if self.step >= cfg.warmup_steps:
+                started = time.perf_counter()
                 metrics = self.agent.update(self.replay.sample(self.per_task_batch))
+                self.seconds["update"] += time.perf_counter() - started
             self.step += 1
             bar.update(1)
 
@@ -159,6 +180,30 @@ class Trainer:
                 bar.set_postfix(success=f"{self.last_success:.2f}")
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 self.save()
+            self.seconds["total"] = time.perf_counter() - loop_started
+            if stop.signal is not None:
+                bar.close()
+                return None
         bar.close()
         self.monitor.close()
         return self.last_result or self.evaluate()
+
+
+class _StopOnSignal:
+    """While active, SIGINT and SIGTERM only set `signal`; the loop finishes its step and stops cleanly."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self) -> "_StopOnSignal":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

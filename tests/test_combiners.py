@@ -170,7 +170,7 @@ def test_cagrad_weights_solve_its_dual(seed):
 
     best = minimize(objective, np.full(K, 1 / K), bounds=[(0, 1)] * K, method="SLSQP",
                     constraints={"type": "eq", "fun": lambda w: w.sum() - 1}, options={"ftol": 1e-14})
-    weights, _ = CAGrad(K, c=0.5).weigh(g[:, None])
+    weights, _ = CAGrad(K, c=0.5, iterations=50).weigh(g[:, None])  # cold start: uniform weights
     # undo d = (g0 + lam * g_w) / (1 + c^2) to recover the simplex weights w
     w = weights * 1.25 - 1 / K
     w = w / w.sum()

@@ -17,12 +17,12 @@ class AlignedMTL(GradientCombiner):
     name = "aligned_mtl"
 
     def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = grads[:, 0].double()
-        gram = g @ g.T
+        g = grads[:, 0]
+        gram = (g @ g.T).double()
         eigenvalues, basis = torch.linalg.eigh(gram)
         tolerance = eigenvalues[-1].clamp_min(0) * gram.shape[0] * torch.finfo(torch.float32).eps
         kept = eigenvalues > tolerance
-        inv_sqrt = torch.where(kept, eigenvalues.clamp_min(torch.finfo(g.dtype).tiny).rsqrt(), 0.0)
+        inv_sqrt = torch.where(kept, eigenvalues.clamp_min(torch.finfo(gram.dtype).tiny).rsqrt(), 0.0)
         smallest = torch.where(kept, eigenvalues, torch.inf).amin()
         smallest = torch.where(kept.any(), smallest, 0.0)
         align = smallest.sqrt() * (basis * inv_sqrt) @ basis.T

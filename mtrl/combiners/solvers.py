@@ -44,10 +44,10 @@ def project_to_simplex(v: torch.Tensor) -> torch.Tensor:
     return (v - theta).clamp_min(0)
 
 
-def simplex_projected_gradient(grad_fn, k: int, iterations: int, device, dtype, lr: float = 2.0) -> torch.Tensor:
-    """Minimise a convex function over the probability simplex by projected gradient steps from uniform
-    weights (`lr` suits objectives on a Gram matrix normalised to unit mean diagonal)."""
-    w = torch.full((k,), 1.0 / k, device=device, dtype=dtype)
+def simplex_projected_gradient(grad_fn, start: torch.Tensor, iterations: int, lr: float = 2.0) -> torch.Tensor:
+    """Minimise a convex function over the probability simplex by projected gradient steps from `start`
+    (`lr` suits objectives on a Gram matrix normalised to unit mean diagonal)."""
+    w = start
     for _ in range(iterations):
         w = project_to_simplex(w - lr * grad_fn(w))
     return w

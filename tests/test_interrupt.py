@@ -1,0 +1,45 @@
+"""SIGTERM stops a run cleanly with a checkpoint, and --resume carries it to completion."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tests.test_train_smoke import ROOT, TINY
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
+            "train.steps=1000000", "train.checkpoint_every=100000", "train.eval_every=100000"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "tensorboard").exists() and time.time() < deadline:  # the loop starts right after
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert f"python train.py --resume {run_dir}" in stderr
+    (checkpoint,) = (run_dir / "checkpoints").iterdir()
+    stopped_at = torch.load(checkpoint, weights_only=False)["step"]
+    assert stopped_at > 0 and checkpoint.name == f"step_{stopped_at:09d}.pt"
+
+    finish = stopped_at + 60
+    resumed = subprocess.run([sys.executable, "train.py", "--resume", str(run_dir), f"train.steps={finish}"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"from {checkpoint.name} (step {stopped_at})" in resumed.stdout
+    assert (run_dir / "checkpoints" / f"step_{finish:09d}.pt").is_file()
+
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    misfit = subprocess.run([sys.executable, "train.py", "--resume", str(run_dir), "net.hidden_dim=8"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert misfit.returncode != 0 and "Traceback" not in misfit.stderr
+    assert "does not fit this configuration" in misfit.stderr.strip().splitlines()[-1]
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
