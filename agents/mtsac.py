@@ -29,9 +29,13 @@ class MTSAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.full((num_tasks,), float(np.log(sac.init_temperature)), device=device,
                                     requires_grad=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=sac.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr)
+        # fused Adam is the fastest kernel and can skip a step on the device (`found_inf`), without a host sync
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=sac.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, fused=True)
+        # updates whose loss or gradient was not finite (their optimizer step is skipped), on the device
+        self.nonfinite_updates = torch.zeros((), device=device)
+        self.nonfinite_in_a_row = torch.zeros((), device=device)
         self.actor_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.methods, role="actor")
         self.critic_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.methods, role="critic")
         self._critic_params = list(self.critic.parameters())
@@ -52,7 +56,7 @@ class MTSAC:
         critic_losses = (q - target_q).pow(2).mean(dim=-1).sum(dim=0)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_stats = self.critic_combiner.backward(critic_losses, self.critic.net)
-        self.critic_opt.step()
+        critic_bad = _guarded_step(self.critic_opt, critic_losses)
 
         # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
         self.critic.requires_grad_(False)
@@ -61,7 +65,7 @@ class MTSAC:
         actor_losses = (alpha[:, None] * log_prob - q_pi).mean(dim=-1)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_stats = self.actor_combiner.backward(actor_losses, self.actor.net)
-        self.actor_opt.step()
+        actor_bad = _guarded_step(self.actor_opt, actor_losses)
         self.critic.requires_grad_(True)
 
         # Temperatures: one per task, each driving its task's policy entropy towards the target.
@@ -69,7 +73,10 @@ class MTSAC:
         alpha_losses = -self.log_alpha * entropy_gap
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_losses.sum().backward()
-        self.alpha_opt.step()
+        alpha_bad = _guarded_step(self.alpha_opt, alpha_losses)
+        bad = torch.maximum(torch.maximum(critic_bad, actor_bad), alpha_bad)
+        self.nonfinite_updates += bad
+        self.nonfinite_in_a_row = (self.nonfinite_in_a_row + 1) * bad
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
@@ -81,6 +88,7 @@ class MTSAC:
             "temperature": alpha,
             "entropy": -log_prob.detach().mean(dim=-1),
             "q": q.detach().mean(dim=(0, 2)),
+            "train/nonfinite_updates": self.nonfinite_updates.clone(),
             **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
             **{f"combiner/actor/{k}": v for k, v in actor_stats.items()},
         }
@@ -101,6 +109,7 @@ class MTSAC:
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
+            "nonfinite_updates": self.nonfinite_updates.clone(),
             "actor_combiner": self.actor_combiner.state_dict(),
             "critic_combiner": self.critic_combiner.state_dict(),
         }
@@ -114,5 +123,16 @@ class MTSAC:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.nonfinite_updates.copy_(state["nonfinite_updates"])
         self.actor_combiner.load_state_dict(state["actor_combiner"])
         self.critic_combiner.load_state_dict(state["critic_combiner"])
+
+
+def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor) -> torch.Tensor:
+    """Step `optimizer` unless a loss or a gradient is not finite; returns 1.0 if the step was skipped.
+    The check and the skip both happen on the device (fused Adam's `found_inf`), so nothing waits for it."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    finite = torch.isfinite(losses).all() & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+    optimizer.found_inf = (~finite).float()
+    optimizer.step()
+    return optimizer.found_inf

@@ -10,6 +10,7 @@
   Gymnasium's sync and async vector envs.
 - end-to-end: where the training loop's wall clock goes at the CPU preset, and peak memory.
 - memory: replay buffer bytes per transition.
+- soak (with --soak-run): resident memory over a long training run, from its TensorBoard events.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -95,12 +97,16 @@ def update_section(device: torch.device, repeats: int, updates: int) -> list[str
     return lines + [""]
 
 
-def replay_section() -> list[str]:
-    cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"])
+def _replay_bytes_per_transition() -> float:
     replay = MultiTaskReplay(NUM_TASKS, 1000, STATE_DIM, 4)
     stored = sum(t.element_size() * t.numel() for t in (replay.obs, replay.next_obs, replay.action,
                                                           replay.reward, replay.terminal))
-    per_transition = stored / (NUM_TASKS * 1000)
+    return stored / (NUM_TASKS * 1000)
+
+
+def replay_section() -> list[str]:
+    cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"])
+    per_transition = _replay_bytes_per_transition()
     raw = 4 * (STATE_DIM + STATE_DIM + 4 + 1 + 1)
     return ["## Replay memory", "",
             f"{per_transition:.0f} bytes per transition (float32 observation, next observation, action, reward, "
@@ -184,7 +190,50 @@ def end_to_end_section(steps: int) -> list[str]:
             f"Peak resident memory of the benchmark process: {peak_mib:.0f} MiB.", ""]
 
 
-SECTIONS = ("update", "collection", "end-to-end", "memory")
+def soak_section(run_dir: Path) -> list[str]:
+    """Resident memory over a long run, from the `perf/resident_mib` curve its TensorBoard events hold, set
+    against the bytes its replay buffer had filled by then."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mtrl.config import load_config as load
+
+    cfg = load(run_dir / "config.yaml")
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    points = events.Scalars("perf/resident_mib")
+    start = points[0].wall_time
+    per_step = _replay_bytes_per_transition() * NUM_TASKS / 2**20
+    capacity_steps = cfg.train.buffer_capacity // NUM_TASKS
+    lines = ["## Memory over a long run", "",
+             f"`python train.py --config configs/mt10_cpu.yaml --run-dir {run_dir} ...`, then "
+             f"`python -m mtrl.bench --only soak --soak-run {run_dir}`: the run's resident memory "
+             "(`perf/resident_mib`) against its replay buffer's filled bytes.", "",
+             "| minutes | step | resident MiB | replay filled MiB | resident minus replay MiB |", "|---|---|---|---|---|"]
+    rows = points[:: max(1, len(points) // 12)] + [points[-1]]
+    for point in rows:
+        filled = min(point.step, capacity_steps) * per_step
+        lines.append(f"| {(point.wall_time - start) / 60:.1f} | {point.step} | {point.value:.0f} | {filled:.0f} | "
+                     f"{point.value - filled:.0f} |")
+    rest = [p.value - min(p.step, capacity_steps) * per_step for p in points[len(points) // 10:]]
+    lines += ["", f"After the first tenth of the run, resident memory minus replay fill stays within "
+                  f"{min(rest):.0f}-{max(rest):.0f} MiB over {(points[-1].wall_time - start) / 60:.0f} minutes.", ""]
+    return lines
+
+
+SECTIONS = ("update", "collection", "end-to-end", "memory", "soak")
+
+
+def _read_sections(path: Path) -> dict[str, list[str]]:
+    """The `## ` sections of an existing BENCHMARKS.md, so that a partial run replaces only its own."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.startswith("## "):
+            current = line
+            sections[current] = []
+        if current is not None:
+            sections[current].append(line)
+    return sections
 
 
 def main() -> None:
@@ -196,27 +245,32 @@ def main() -> None:
     parser.add_argument("--env-steps", type=int, default=3000, help="env steps per collection measurement")
     parser.add_argument("--loop-steps", type=int, default=3000, help="training steps of the end-to-end run")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--soak-run", type=Path, help="a finished long run, for the soak section")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    sections = args.only or SECTIONS
-    command = (f"python -m mtrl.bench --repeats {args.repeats} --updates {args.updates} --env-steps "
-               f"{args.env_steps} --loop-steps {args.loop_steps}" + "".join(f" --only {s}" for s in args.only or []))
-    lines = ["# Benchmarks", "",
-             f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
-             f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch {torch.__version__}, "
-             f"Python {platform.python_version()}.", ""]
-    if "update" in sections:
-        lines += update_section(device, args.repeats, args.updates)
-    if "collection" in sections:
-        lines += collection_section(args.env_steps)
-    if "end-to-end" in sections:
-        lines += end_to_end_section(args.loop_steps)
-    if "memory" in sections:
-        lines += replay_section()
+    sections = args.only or [s for s in SECTIONS if s != "soak" or args.soak_run]
+    if "soak" in sections and not args.soak_run:
+        parser.error("--only soak needs --soak-run RUN_DIR (a long run of train.py)")
+    command = " ".join(["python -m mtrl.bench", *sys.argv[1:]])
+    provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
+                  f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "
+                  f"{torch.__version__}, Python {platform.python_version()}.")
+    builders = {"update": lambda: update_section(device, args.repeats, args.updates),
+                "collection": lambda: collection_section(args.env_steps),
+                "end-to-end": lambda: end_to_end_section(args.loop_steps),
+                "memory": replay_section,
+                "soak": lambda: soak_section(args.soak_run)}
+    existing = _read_sections(args.out)
+    for section in sections:
+        heading, *body = builders[section]()
+        existing[heading] = [heading, "", provenance, "", *body[1:]]
+    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it.", ""]
+    for block in existing.values():
+        lines += block
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
 

@@ -63,6 +63,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     checkpoint_replay: bool = True  # store the replay buffer in checkpoints so a resumed run is exact
     log_every: int = 1000
+    # stop when this many updates in a row had a non-finite loss or gradient (checked every log_every steps;
+    # such updates are skipped, so parameters and checkpoints stay as they were)
+    max_nonfinite_in_a_row: int = 100
     threads: int = 0  # torch intra-op threads on the CPU; 0 = leave torch's default
 
 
@@ -137,6 +140,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 POSITIVE = {
     "net.hidden_dim", "net.hidden_layers", "sac.batch_size", "train.steps", "train.buffer_capacity",
     "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
+    "train.max_nonfinite_in_a_row",
     "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature",
     "methods.ntkmtl.subbatches", "methods.ntkmtl_sr.subbatches", "methods.ntkmtl.eps", "methods.ntkmtl_sr.eps",
     "methods.cagrad.iterations", "methods.nashmtl.update_every", "methods.nashmtl.iterations",

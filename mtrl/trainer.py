@@ -10,6 +10,7 @@ checkpoint. Everything a run produces goes into its run directory:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import time
@@ -38,6 +39,15 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RunError(f"device '{name}' was asked for but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
+
+
+def resident_mib() -> float:
+    """This process's resident memory in MiB (Linux /proc; NaN where that is not available)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def eval_episodes(cfg: Config, env: MT10) -> int:
@@ -89,9 +99,8 @@ class Trainer:
             "config": to_dict(self.cfg),
             "agent": self.agent.state_dict(),
             "replay": self.replay.state_dict() if self.cfg.train.checkpoint_replay else None,
-            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state},
-            "shapes": {"obs_dim": self.env.obs_dim, "action_dim": self.env.action_dim,
-                       "num_tasks": self.env.num_tasks},
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
             "last_success": self.last_success,
         }
 
@@ -106,9 +115,22 @@ class Trainer:
         else:
             print(f"note: {path.name} holds no replay buffer; training resumes with an empty one")
         torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         self.step, self.last_success = state["step"], state["last_success"]
+        self._forget_evaluations_after(self.step)
         print(f"resuming {self.run_dir} from {path.name} (step {self.step})")
+
+    def _forget_evaluations_after(self, step: int) -> None:
+        """Evaluations logged after the checkpoint belong to the lost stretch of the run: drop them, so the
+        resumed run's evaluations continue the file without duplicates."""
+        log = self.run_dir / "evaluations.jsonl"
+        if log.is_file():
+            lines = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            tmp = log.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in lines))
+            tmp.replace(log)
 
     # -------------------------------------------------------------------------------------------- the loop
     def evaluate(self) -> EvalResult:
@@ -136,6 +158,14 @@ class Trainer:
             self.save()
             self.monitor.close()
         return result
+
+    def _check_finite(self, metrics: dict[str, torch.Tensor]) -> None:
+        in_a_row = int(self.agent.nonfinite_in_a_row)
+        if in_a_row >= self.cfg.train.max_nonfinite_in_a_row:
+            losses = {k: [round(v, 3) for v in metrics[f"loss/{k}"].tolist()] for k in ("critic", "actor")}
+            raise RunError(f"{in_a_row} updates in a row up to step {self.step} had a non-finite loss or gradient "
+                           f"(last per-task losses: {losses}); they were skipped, and the newest checkpoint in "
+                           f"{self.run_dir / 'checkpoints'} is intact")
 
     def _loop(self, stop: "_StopOnSignal") -> EvalResult | None:
         cfg, k = self.cfg.train, self.env.num_tasks
@@ -171,10 +201,12 @@ class Trainer:
             bar.update(1)
 
             if self.step % cfg.log_every == 0:
+                self._check_finite(metrics)
                 now = time.perf_counter()
                 sps = (self.step - last_log_step) / (now - last_log_time)
                 last_log_time, last_log_step = now, self.step
-                self.monitor.log(self.step, {**metrics, "perf/steps_per_second": sps})
+                self.monitor.log(self.step, {**metrics, "perf/steps_per_second": sps,
+                                             "perf/resident_mib": resident_mib()})
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 self._log_evaluation(self.evaluate())
                 bar.set_postfix(success=f"{self.last_success:.2f}")

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -68,3 +70,44 @@ def test_act_shapes_and_determinism():
     a1, a2 = agent.act(obs, deterministic=True), agent.act(obs, deterministic=True)
     assert a1.shape == (K, ACT) and np.array_equal(a1, a2) and np.abs(a1).max() <= 1
     assert not np.array_equal(agent.act(obs, deterministic=False), agent.act(obs, deterministic=False))
+
+
+def test_a_non_finite_loss_skips_the_update_and_is_counted():
+    torch.manual_seed(0)
+    agent, batch = _small_agent(), _batch()
+    batch.reward[3, 0] = float("nan")  # poisons task 3's critic loss
+    critic_before = [p.detach().clone() for p in agent.critic.parameters()]
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    metrics = agent.update(batch)
+    assert metrics["train/nonfinite_updates"] == 1 and agent.nonfinite_in_a_row == 1
+    for before, after in zip(critic_before, agent.critic.parameters()):
+        assert torch.equal(before, after)  # nothing applied
+    assert any(not torch.equal(b, a) for b, a in zip(actor_before, agent.actor.parameters()))
+    agent.update(_batch(1))
+    assert agent.nonfinite_in_a_row == 0 and agent.nonfinite_updates == 1
+    assert all(torch.isfinite(p).all() for p in agent.critic.parameters())
+
+
+def test_same_seed_same_losses():
+    def losses(seed: int) -> list[float]:
+        torch.manual_seed(seed)
+        agent, batch = _small_agent("ntkmtl_sr"), _batch()
+        return [agent.update(batch)["loss/critic"].sum().item() for _ in range(3)]
+
+    assert losses(0) == losses(0)
+    assert losses(0) != losses(1)
+
+
+@pytest.mark.parametrize("method", ["famo", "nashmtl", "cagrad"])  # the methods that keep state
+def test_a_restored_agent_continues_with_the_same_numbers(method):
+    torch.manual_seed(0)
+    agent, batch = _small_agent(method), _batch()
+    for _ in range(3):
+        agent.update(batch)
+    state, rng = copy.deepcopy(agent.state_dict()), torch.get_rng_state()
+    uninterrupted = [agent.update(batch)["loss/critic"].tolist() for _ in range(3)]
+
+    restored = _small_agent(method)
+    restored.load_state_dict(state)
+    torch.set_rng_state(rng)
+    assert [restored.update(batch)["loss/critic"].tolist() for _ in range(3)] == uninterrupted

@@ -1,4 +1,5 @@
-"""SIGTERM stops a run cleanly with a checkpoint, and --resume carries it to completion."""
+"""Interrupted runs: SIGTERM stops cleanly with a checkpoint, SIGKILL leaves the newest complete checkpoint
+intact, and --resume carries either to completion."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from mtrl.checkpoint import list_checkpoints, load_latest
 from tests.test_train_smoke import ROOT, TINY
 
 
@@ -43,3 +45,25 @@ def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path)
     assert misfit.returncode != 0 and "Traceback" not in misfit.stderr
     assert "does not fit this configuration" in misfit.stderr.strip().splitlines()[-1]
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_sigkill_leaves_an_intact_checkpoint_to_resume_from(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
+            "train.steps=1000000", "train.checkpoint_every=40", "train.eval_every=100000"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list_checkpoints(run_dir)) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no handler runs, whatever was being written stays half-written
+    process.wait(timeout=60)
+    path, state = load_latest(run_dir)
+    stopped_at = state["step"]
+    assert stopped_at >= 120 and state["replay"]["size"] == min(stopped_at, 500)
+
+    finish = stopped_at + 60
+    resumed = subprocess.run([sys.executable, "train.py", "--resume", str(run_dir), f"train.steps={finish}",
+                              "train.checkpoint_every=100000"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert list_checkpoints(run_dir)[-1].name == f"step_{finish:09d}.pt"

@@ -30,7 +30,8 @@ def test_train_then_evaluate(tmp_path):
     tags = set(events.Tags()["scalars"])
     for tag in ("eval/success/reach-v3", "eval/success_mean", "eval/return_mean", "loss/critic_mean",
                 "loss/actor/push-v3", "loss/temperature_mean", "temperature/window-close-v3",
-                "train/episode_return_mean", "perf/steps_per_second", "combiner/critic/weight/reach-v3"):
+                "train/episode_return_mean", "perf/steps_per_second", "perf/resident_mib",
+                "train/nonfinite_updates", "combiner/critic/weight/reach-v3"):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
     assert [e.step for e in events.Scalars("eval/success_mean")] == [200]
 

@@ -44,8 +44,10 @@ class CAGrad(GradientCombiner):
             gw_norm = (w @ gram @ w).clamp_min(tiny).sqrt()
             return gram @ mean + self.c * g0_norm * (gram @ w) / gw_norm
 
-        start = self.previous if self.previous is not None and self.previous.shape == (k,) else mean
-        w = simplex_projected_gradient(objective_grad, start.to(g.dtype), self.iterations)
+        start = mean
+        if self.previous is not None and self.previous.shape == (k,):  # unless the last solve went bad
+            start = torch.where(torch.isfinite(self.previous).all(), self.previous.to(g.dtype), mean)
+        w = simplex_projected_gradient(objective_grad, start, self.iterations)
         self.previous = w
         gw_norm = (w @ gram @ w).clamp_min(0).sqrt()
         lam = self.c * g0_norm / (gw_norm + tiny)

@@ -37,7 +37,8 @@ class FAMO(Combiner):
         self._to(task_losses.device)
         losses = task_losses.detach().clamp_min(0) + _EPS
         if self.previous_losses is not None:
-            self._update_logits(self.previous_losses.log() - losses.log())
+            decrease = self.previous_losses.log() - losses.log()
+            self._update_logits(torch.nan_to_num(decrease, nan=0.0, posinf=0.0, neginf=0.0))
         self.previous_losses = losses
         with torch.no_grad():
             z = torch.softmax(self.logits, dim=0)
