@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mtrl.checkpoint import list_checkpoints, load_latest
 from tests.test_train_smoke import ROOT, TINY
@@ -55,6 +56,7 @@ def test_sigkill_leaves_an_intact_checkpoint_to_resume_from(tmp_path: Path):
     deadline = time.time() + 120
     while len(list_checkpoints(run_dir)) < 3 and time.time() < deadline:
         time.sleep(0.05)
+    time.sleep(1.0)  # let it log past the newest checkpoint, so the resumed run must replace those points
     process.kill()  # SIGKILL: no handler runs, whatever was being written stays half-written
     process.wait(timeout=60)
     path, state = load_latest(run_dir)
@@ -67,3 +69,8 @@ def test_sigkill_leaves_an_intact_checkpoint_to_resume_from(tmp_path: Path):
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert list_checkpoints(run_dir)[-1].name == f"step_{finish:09d}.pt"
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("loss/critic_mean")]
+    assert steps == sorted(set(steps)) and steps[-1] == finish - finish % 50  # no duplicated or overlapping points
