@@ -111,3 +111,19 @@ def test_a_restored_agent_continues_with_the_same_numbers(method):
     restored.load_state_dict(state)
     torch.set_rng_state(rng)
     assert [restored.update(batch)["loss/critic"].tolist() for _ in range(3)] == uninterrupted
+
+
+def test_the_run_stops_after_too_many_non_finite_updates_in_a_row(tmp_path):
+    from mtrl.trainer import RunError, Trainer
+
+    agent, batch = _small_agent(), _batch()
+    batch.reward[:] = float("nan")
+    trainer = Trainer.__new__(Trainer)  # the check alone, without building environments
+    trainer.agent, trainer.cfg, trainer.step, trainer.run_dir = agent, agent.cfg, 1234, tmp_path
+    agent.cfg.train.max_nonfinite_in_a_row = 3
+    for _ in range(2):
+        metrics = agent.update(batch)
+    trainer._check_finite(metrics)  # two in a row: still running
+    metrics = agent.update(batch)
+    with pytest.raises(RunError, match=r"3 updates in a row up to step 1234 had a non-finite loss"):
+        trainer._check_finite(metrics)
