@@ -19,7 +19,7 @@ from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import from_dict
 from mtrl.envs import MT10, PROTOCOLS
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
-from mtrl.trainer import RunError, resolve_device
+from mtrl.trainer import RunError, eval_episodes, resolve_device
 
 
 def parse_args():
@@ -56,7 +56,7 @@ def main() -> None:
         agent = MTSAC(cfg, env.obs_dim, env.action_dim, env.num_tasks, resolve_device(args.device))
         restore_into(agent.load_state_dict, state["agent"], path)
         policy, seed = agent, cfg.seed
-        episodes = args.episodes or cfg.env.eval_episodes or env.protocol.eval_episodes
+        episodes = args.episodes or eval_episodes(cfg, env)
         labels = {"method": cfg.method, "seed": cfg.seed, "steps": state["step"], "checkpoint": path.name}
         out_dir = args.run_dir or path.parent.parent
     else:

@@ -28,7 +28,7 @@ import torch
 
 from agents.mtsac import MTSAC
 from mtrl.combiners import COMBINERS
-from mtrl.config import Config, load_config
+from mtrl.config import load_config
 from mtrl.envs import NUM_TASKS, STATE_DIM
 from mtrl.replay import MultiTaskReplay
 
@@ -42,7 +42,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _filled_replay(cfg: Config, device: torch.device, transitions: int = 2000) -> MultiTaskReplay:
+def _filled_replay(device: torch.device, transitions: int = 2000) -> MultiTaskReplay:
     rng = np.random.default_rng(0)
     replay = MultiTaskReplay(NUM_TASKS, transitions, STATE_DIM, 4, device)
     for _ in range(transitions):
@@ -59,7 +59,7 @@ def update_costs(config_path: Path, device: torch.device, repeats: int, updates:
         cfg = load_config(config_path, method=method)
         torch.manual_seed(0)
         agents[method] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
-    batch = _filled_replay(cfg, device).sample(cfg.sac.batch_size // NUM_TASKS)
+    batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
     for agent in agents.values():  # warm-up: allocator, lazy init, first-call overheads
         for _ in range(3):
             agent.update(batch)

@@ -40,14 +40,9 @@ def make_combiner(name: str, num_tasks: int, methods=None, role: str = "critic")
     if name not in COMBINERS:
         raise ValueError(f"unknown method '{name}'; accepted: {', '.join(sorted(COMBINERS))}")
     methods = methods or MethodsConfig()
-    options = {
-        "ntkmtl": lambda: vars(methods.ntkmtl),
-        "ntkmtl_sr": lambda: vars(methods.ntkmtl_sr),
-        "cagrad": lambda: vars(methods.cagrad),
-        "nashmtl": lambda: vars(methods.nashmtl),
-        "fairgrad": lambda: vars(methods.fairgrad),
-        "famo": lambda: {**vars(methods.famo), "role": role},
-    }.get(name, dict)()
+    options = dict(vars(getattr(methods, name))) if hasattr(methods, name) else {}  # section named as the method
+    if name == FAMO.name:  # FAMO's rule needs positive losses, so it must know which loss it combines
+        options["role"] = role
     return COMBINERS[name](num_tasks, **options)
 
 

@@ -13,6 +13,7 @@ they choose task weights `w [K]` and step along `d = w @ G`. They subclass `Grad
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 import torch
@@ -32,7 +33,7 @@ class MultiTaskNet(Protocol):
     def task_parameters(self) -> list[nn.Parameter]: ...
 
 
-class Combiner:
+class Combiner(ABC):
     """Base class: subclasses implement `backward`, which fills `.grad` of the network's parameters."""
 
     name: str = ""
@@ -40,10 +41,10 @@ class Combiner:
     def __init__(self, num_tasks: int):
         self.num_tasks = num_tasks
 
+    @abstractmethod
     def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
         """Accumulate gradients of `task_losses [K]` into `net`'s parameters; return `[K]` statistics,
         at least the per-task "weight"."""
-        raise NotImplementedError
 
     def state_dict(self) -> dict:
         return {}
@@ -89,9 +90,9 @@ class GradientCombiner(Combiner):
 
     subbatches: int = 1  # rows of each task's Jacobian that `weigh` receives
 
+    @abstractmethod
     def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-(task, sub-batch) gradients `[K, n, P]` -> task weights `w [K]` and extra statistics."""
-        raise NotImplementedError
 
     def aggregate(self, grads: torch.Tensor) -> torch.Tensor:
         """The pure rule: per-task gradient matrix `G [K, P]` -> combined direction `[P]`."""
