@@ -1,4 +1,5 @@
-"""Learning curves of one run from its evaluations.jsonl.
+"""Figures: the learning curves of one run (from its evaluations.jsonl), and for a results table of many runs,
+mean success per method with a standard-error band and a method x task heatmap.
 
     python -m mtrl.plots runs/<name>          # writes runs/<name>/curves.png
 """
@@ -8,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mtrl.results import Row
 
 
 def read_evaluations(run_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -30,12 +35,17 @@ def _title(run_dir: Path) -> str:
     return f"{cfg['method']}, seed {cfg['seed']}, protocol {cfg['env']['protocol']}"
 
 
-def plot_curves(run_dir: Path, out: Path) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_curves(run_dir: Path, out: Path) -> None:
+    plt = _pyplot()
     steps, success = read_evaluations(run_dir)
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for task, values in success.items():
@@ -49,6 +59,45 @@ def plot_curves(run_dir: Path, out: Path) -> None:
     ax.set_title(_title(run_dir))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_method_curves(rows: list["Row"], out: Path) -> None:
+    """Mean success over tasks vs environment steps: per row the mean over seeds and a +- s.e. band."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for row in rows:
+        steps, mean, se = row.curve()
+        (line,) = ax.plot(steps, mean, lw=2, label=f"{row.label} ({len(row.runs)} seeds)")
+        ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("environment steps (one transition per task)")
+    ax.set_ylabel("mean evaluation success")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: mean +- s.e. over seeds")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_heatmap(rows: list["Row"], out: Path) -> None:
+    """Final success of every row (method) in every task, averaged over seeds."""
+    plt = _pyplot()
+    tasks = list(rows[0].runs[0].success)
+    values = np.array([[row.task_success(t)[0] for t in tasks] for row in rows])
+    fig, ax = plt.subplots(figsize=(1.0 * len(tasks) + 3, 0.5 * len(rows) + 2))
+    image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(tasks)), [t.removesuffix("-v3") for t in tasks], rotation=40, ha="right")
+    ax.set_yticks(range(len(rows)), [f"{r.label} ({len(r.runs)})" for r in rows])
+    for i, j in np.ndindex(values.shape):
+        ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                color="black" if values[i, j] > 0.6 else "white")
+    fig.colorbar(image, ax=ax, label="final success (mean over seeds)")
+    ax.set_title("final success per task")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:

@@ -1,0 +1,210 @@
+"""The results table of many runs: per method, mean success +- standard error over seeds, per task, with the
+learning curves and a method x task heatmap next to it.
+
+    python evaluate.py runs/sweeps/mt10_cpu           # a sweep directory
+    python evaluate.py runs/mtsac_s1_... runs/mtsac_s2_...
+
+A run's result is its final logged evaluation (the protocol's deterministic evaluation at the last step, in
+`evaluations.jsonl`). Runs whose configs differ only in the seed form one row; rows are labelled by the method
+and by whatever else of their config differs between rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mtrl.config import flatten, from_dict
+
+# Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds; REFERENCE.md section 6): a different
+# protocol and simulator version from ours, shown for orientation only.
+PUBLISHED_V1: dict[str, tuple[str, float, float]] = {
+    "stl": ("one SAC per task", 0.90, 0.03),
+    "mtsac": ("MTSAC", 0.49, 0.07),
+    "pcgrad": ("PCGrad", 0.72, 0.02),
+    "cagrad": ("CAGrad", 0.83, 0.05),
+    "famo": ("FAMO", 0.83, 0.05),
+    "fairgrad": ("FairGrad", 0.84, 0.07),
+    "nashmtl": ("Nash-MTL", 0.91, 0.03),
+    "aligned_mtl": ("Aligned-MTL", 0.97, 0.05),
+    "ntkmtl": ("NTKMTL", 0.96, 0.03),
+}
+# config keys that do not change what a run learns, so runs differing only in them share a row
+_NOT_A_SETTING = {"seed", "device", "train.threads", "train.log_every", "train.checkpoint_every",
+                  "train.keep_checkpoints", "train.checkpoint_replay", "train.max_nonfinite_in_a_row"}
+
+
+@dataclass
+class Run:
+    """One run's final evaluation and its learning curve."""
+
+    path: Path
+    settings: dict[str, object]  # the flattened config without seed and bookkeeping keys
+    seed: int
+    steps: int
+    protocol: str
+    episodes: int
+    success: dict[str, float]  # per task, final evaluation
+    curve_steps: np.ndarray  # [E] steps of every evaluation
+    curve: np.ndarray  # [E] mean success over tasks at each evaluation
+
+    @property
+    def method(self) -> str:
+        return str(self.settings["method"])
+
+
+def load_run(run_dir: Path) -> Run:
+    config, log = run_dir / "config.yaml", run_dir / "evaluations.jsonl"
+    if not config.is_file():
+        raise FileNotFoundError(f"'{run_dir}' is not a run directory (no config.yaml)")
+    if not log.is_file() or not log.read_text().strip():
+        raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet (evaluations.jsonl is empty)")
+    cfg = from_dict(yaml.safe_load(config.read_text()))
+    records = [json.loads(line) for line in log.read_text().splitlines() if line]
+    settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
+    last = records[-1]
+    return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
+               np.array([r["step"] for r in records]),
+               np.array([np.mean(list(r["success"].values())) for r in records]))
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run directories among `paths`: each path is a run (has config.yaml) or holds runs one level down."""
+    runs = []
+    for path in paths:
+        if (path / "config.yaml").is_file():
+            runs.append(path)
+        elif path.is_dir():
+            runs.extend(sorted(p for p in path.iterdir() if (p / "config.yaml").is_file()))
+        else:
+            raise FileNotFoundError(f"'{path}' is neither a run directory nor a directory of runs")
+    if not runs:
+        raise FileNotFoundError(f"no run directories (with config.yaml) in {', '.join(map(str, paths))}")
+    return runs
+
+
+def mean_and_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample standard deviation / sqrt(n)); NaN error for one value."""
+    x = np.asarray(values, dtype=float)
+    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return float(x.mean()), se
+
+
+@dataclass
+class Row:
+    """Runs that differ only in their seed."""
+
+    label: str
+    runs: list[Run]
+
+    @property
+    def method(self) -> str:
+        return self.runs[0].method
+
+    @property
+    def published_key(self) -> str:
+        s = self.runs[0].settings
+        fully_task_specific = s["net.head_layers"] == s["net.hidden_layers"] + 1
+        return "stl" if self.method == "mtsac" and fully_task_specific else self.method
+
+    def success(self) -> tuple[float, float]:
+        return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])
+
+    def task_success(self, task: str) -> tuple[float, float]:
+        return mean_and_se([r.success[task] for r in self.runs])
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Steps evaluated by every run of the row, and the mean and s.e. of mean success there."""
+        common = set(self.runs[0].curve_steps.tolist())
+        for run in self.runs[1:]:
+            common &= set(run.curve_steps.tolist())
+        steps = np.array(sorted(common))
+        values = np.stack([run.curve[np.isin(run.curve_steps, steps)] for run in self.runs])
+        se = values.std(axis=0, ddof=1) / math.sqrt(len(self.runs)) if len(self.runs) > 1 else 0 * steps
+        return steps, values.mean(axis=0), se
+
+
+def group(runs: list[Run]) -> list[Row]:
+    """One row per distinct setting, labelled by the method and the keys in which rows differ."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(sorted(run.settings.items())), []).append(run)
+    keys = sorted({k for r in runs for k in r.settings} - {"method"})
+    varying = [k for k in keys if len({repr(g[0].settings.get(k)) for g in groups.values()}) > 1]
+    rows = []
+    for members in groups.values():
+        s = members[0].settings
+        label = " ".join([str(s["method"]), *(f"{k}={s.get(k)}" for k in varying)])
+        rows.append(Row(label, sorted(members, key=lambda r: r.seed)))
+    return sorted(rows, key=lambda r: r.label)
+
+
+def _fmt(mean: float, se: float) -> str:
+    return f"{mean:.2f}" if math.isnan(se) else f"{mean:.2f} +- {se:.2f}"
+
+
+def to_markdown(rows: list[Row]) -> str:
+    lines = ["| method | seeds | steps | protocol | success (mean +- s.e.) | published, v1 protocol, 2M steps |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        steps = sorted({r.steps for r in row.runs})
+        published = PUBLISHED_V1.get(row.published_key)
+        ref = f"{published[0]}: {published[1]:.2f} +- {published[2]:.2f}" if published else "not reported"
+        lines.append(f"| {row.label} | {len(row.runs)} | {'/'.join(f'{s:,}' for s in steps)} | "
+                     f"{row.runs[0].protocol} | **{_fmt(*row.success())}** | {ref} |")
+    tasks = list(rows[0].runs[0].success)
+    lines += ["", "Per task (success, mean +- s.e. over seeds):", "",
+              "| task | " + " | ".join(r.label for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
+    for task in tasks:
+        lines.append(f"| {task} | " + " | ".join(_fmt(*r.task_success(task)) for r in rows) + " |")
+    lines += ["", "Standard error = sample standard deviation over seeds / sqrt(seeds). The published column is "
+              "Meta-World v1 at 2M steps: a different protocol, simulator version and budget, not comparable."]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(rows: list[Row]) -> str:
+    def number(x: float) -> float | None:
+        return None if math.isnan(x) else round(x, 6)
+
+    data = []
+    for row in rows:
+        mean, se = row.success()
+        published = PUBLISHED_V1.get(row.published_key)
+        data.append({
+            "label": row.label, "method": row.method, "protocol": row.runs[0].protocol,
+            "steps": sorted({r.steps for r in row.runs}), "episodes": row.runs[0].episodes,
+            "seeds": [r.seed for r in row.runs], "success_mean": number(mean), "success_se": number(se),
+            "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
+            "runs": [{"path": str(r.path), "seed": r.seed, "success_mean": float(np.mean(list(r.success.values())))}
+                     for r in row.runs],
+            "published_v1": None if published is None else
+            {"name": published[0], "mean": published[1], "se": published[2]},
+        })
+    return json.dumps({"rows": data}, indent=2)
+
+
+def write_report(run_dirs: list[Path], out_dir: Path) -> list[Path]:
+    """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`."""
+    from mtrl.plots import plot_heatmap, plot_method_curves
+
+    runs = []
+    for run_dir in run_dirs:
+        try:
+            runs.append(load_run(run_dir))
+        except FileNotFoundError as error:
+            print(f"skipping: {error}")
+    if not runs:
+        raise FileNotFoundError("none of the runs has an evaluation to report")
+    rows = group(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
+    paths[0].write_text(to_markdown(rows))
+    paths[1].write_text(to_json(rows))
+    plot_method_curves(rows, paths[2])
+    plot_heatmap(rows, paths[3])
+    return paths
