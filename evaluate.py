@@ -1,17 +1,27 @@
-"""Evaluate a trained run, or a reference policy, with the protocol's deterministic evaluation.
+"""Evaluate a trained run or a reference policy, or tabulate many runs.
 
     python evaluate.py runs/<name>                      # latest checkpoint of the run
     python evaluate.py runs/<name> --checkpoint runs/<name>/checkpoints/step_000100000.pt --episodes 10
+    python evaluate.py runs/<name> --video              # also one GIF per task in runs/<name>/videos
     python evaluate.py --policy expert --protocol mt10  # Meta-World's scripted experts (should score high)
     python evaluate.py --policy random                  # uniform random actions (should score near zero)
+    python evaluate.py runs/sweeps/mt10_cpu             # a directory of runs: the results table
+    python evaluate.py runs/a runs/b runs/c --out runs/table
 
-Prints a per-task table and writes it as evaluation.json and evaluation.md (in the run directory, or in
---out for reference policies).
+One run: prints a per-task table and writes it as evaluation.json and evaluation.md (in the run directory, or
+in --out for reference policies). Several runs, or a directory of runs: reads each run's final logged
+evaluation and writes results.md, results.json, curves.png and heatmap.png (into --out, by default the
+directory of runs, or runs/results).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+if "--video" in sys.argv:  # offscreen rendering; MuJoCo reads this when it is first imported
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
 from agents.mtsac import MTSAC
 from mtrl.checkpoint import load_checkpoint, load_latest, restore_into
@@ -19,48 +29,80 @@ from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import from_dict
 from mtrl.envs import MT10, PROTOCOLS
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
-from mtrl.trainer import RunError, eval_episodes, resolve_device
+from mtrl.trainer import eval_episodes, resolve_device
 
 
 def parse_args():
     parser = ArgumentParser(description="Evaluate a run or a reference policy on MT10.")
-    parser.add_argument("run_dir", nargs="?", type=Path, help="a run directory under runs/")
+    parser.add_argument("runs", nargs="*", type=Path, help="a run directory; or several, or a directory of runs, "
+                                                            "for the results table")
     parser.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
     parser.add_argument("--policy", choices=["agent", "expert", "random"], default="agent")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="for expert/random (default: mt10)")
     parser.add_argument("--episodes", type=int, help="episodes per task (default: the protocol's)")
     parser.add_argument("--seed", type=int, default=1, help="env seed for expert/random")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--out", type=Path, help="where expert/random results go (default: runs/eval_<policy>)")
+    parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
+                                                 "runs/eval_<policy>; the directory of runs or runs/results)")
+    parser.add_argument("--video", action="store_true", help="also record one episode per task: GIFs in "
+                                                             "<run>/videos and `video/<task>` in TensorBoard")
     args = parser.parse_args()
+    args.run_dir = args.runs[0] if len(args.runs) == 1 and (args.runs[0] / "config.yaml").is_file() else None
+    args.table = bool(args.runs) and args.run_dir is None
+    if args.table and (args.checkpoint or args.policy != "agent" or args.video or args.episodes):
+        parser.error("several runs or a directory of runs make a results table from their logged evaluations; "
+                     "--checkpoint, --policy, --episodes and --video take one run")
     if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
-    if args.policy == "agent" and args.run_dir is None and args.checkpoint is None:
+    if args.policy == "agent" and not args.runs and args.checkpoint is None:
         parser.error("give a run directory (or --checkpoint), or --policy expert|random")
-    if args.policy != "agent" and (args.run_dir or args.checkpoint):
+    if args.policy != "agent" and (args.runs or args.checkpoint):
         parser.error(f"--policy {args.policy} evaluates a reference policy; it takes no run or checkpoint")
     return args
 
 
+def tabulate(runs: list[Path], out: Path | None) -> None:
+    from mtrl.results import find_runs, write_report
+
+    out = out or (runs[0] if len(runs) == 1 else Path("runs") / "results")
+    paths = write_report(find_runs(runs), out)
+    print(paths[0].read_text())
+    print("wrote " + ", ".join(map(str, paths)))
+
+
+def record(policy, protocol: str, seed: int, reward_version: str, out_dir: Path, step: int) -> None:
+    from mtrl.video import log_videos, record_episodes, save_videos, video_env
+
+    env = video_env(protocol, seed, reward_version)
+    try:
+        videos = record_episodes(policy, env)
+    finally:
+        env.close()
+    paths = save_videos(videos, out_dir / "videos", step)
+    log_videos(out_dir / "tensorboard", videos, step)
+    print(f"wrote {len(paths)} videos to {out_dir / 'videos'} and to TensorBoard as video/<task>")
+
+
 def main() -> None:
     args = parse_args()
+    if args.table:
+        return tabulate(args.runs, args.out)
     if args.policy == "agent":
         if args.checkpoint:
             path, state = args.checkpoint, load_checkpoint(args.checkpoint)
         else:
-            if not args.run_dir.is_dir():
-                raise RunError(f"run directory '{args.run_dir}' does not exist")
             path, state = load_latest(args.run_dir)
         cfg = from_dict(state["config"])
         env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version)
         agent = MTSAC(cfg, env.obs_dim, env.action_dim, env.num_tasks, resolve_device(args.device))
         restore_into(agent.load_state_dict, state["agent"], path)
-        policy, seed = agent, cfg.seed
+        policy, seed, protocol, rewards, step = agent, cfg.seed, cfg.env.protocol, cfg.env.reward_version, state["step"]
         episodes = args.episodes or eval_episodes(cfg, env)
         labels = {"method": cfg.method, "seed": cfg.seed, "steps": state["step"], "checkpoint": path.name}
         out_dir = args.run_dir or path.parent.parent
     else:
-        env = MT10(args.protocol or "mt10", args.seed)
+        protocol, seed, rewards, step = args.protocol or "mt10", args.seed, "v2", 0
+        env = MT10(protocol, seed)
         policy = ExpertPolicy() if args.policy == "expert" else RandomPolicy(env.action_dim, args.seed)
         episodes = args.episodes or env.protocol.eval_episodes
         labels = {"policy": args.policy, "seed": args.seed}
@@ -69,6 +111,9 @@ def main() -> None:
     json_path, md_path = result.save(out_dir)
     print(result.to_markdown())
     print(f"wrote {json_path} and {md_path}")
+    env.close()
+    if args.video:
+        record(policy, protocol, seed, rewards, out_dir, step)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,11 @@ CASES = [
     (["train.py", "batch_size"], ["not of the form section.key=value"]),
     (["train.py", "--config", "missing.yaml"], ["config file 'missing.yaml' does not exist"]),
     (["train.py", "--bogus"], ["unrecognized arguments: --bogus"]),
-    (["evaluate.py", "no/such/run"], ["run directory 'no/such/run' does not exist"]),
+    (["evaluate.py", "no/such/run"], ["'no/such/run' is neither a run directory nor a directory of runs"]),
+    (["evaluate.py", "runs/a", "runs/b", "--video"], ["several runs or a directory of runs make a results table",
+                                                      "--video take one run"]),
+    (["-m", "mtrl.sweep", "missing.yaml"], ["sweep file 'missing.yaml' does not exist"]),
+    (["-m", "mtrl.sweep", "configs/mt10_cpu.yaml"], ["has unknown key(s)", "accepted: ['config'"]),
     (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
 ]
 

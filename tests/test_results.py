@@ -1,0 +1,98 @@
+"""The results table: known per-seed numbers must give the right means and standard errors, rows must group
+runs that differ only in their seed, and evaluate.py must write the table and both figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtrl.config import load_config, save_config
+from mtrl.envs import TASK_NAMES
+from mtrl.results import find_runs, group, load_run, mean_and_se, to_json, to_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_run(directory: Path, method: str, seed: int, final: list[float], *overrides: str) -> Path:
+    """A run directory with a config and three logged evaluations whose last one has per-task `final`."""
+    directory.mkdir(parents=True)
+    save_config(load_config(ROOT / "configs/mt10_cpu.yaml", list(overrides), method=method, seed=seed),
+                directory / "config.yaml")
+    with open(directory / "evaluations.jsonl", "w") as log:
+        for step, scale in ((1000, 0.0), (2000, 0.5), (3000, 1.0)):
+            success = {t: scale * v for t, v in zip(TASK_NAMES, final)}
+            log.write(json.dumps({"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
+                                  "episodes": 1, "protocol": "mt10-fixed"}) + "\n")
+    return directory
+
+
+def test_mean_and_standard_error_of_known_numbers():
+    mean, se = mean_and_se([0.2, 0.4, 0.9])
+    assert mean == pytest.approx(0.5)
+    assert se == pytest.approx(math.sqrt(0.13) / math.sqrt(3))  # deviations -.3, -.1, .4: variance .26 / 2
+    assert math.isnan(mean_and_se([0.7])[1])
+
+
+@pytest.fixture
+def sweep_dir(tmp_path) -> Path:
+    per_seed = {1: 0.2, 2: 0.4, 3: 0.9}  # mtsac's mean success per seed; ntkmtl_sr is always 1.0 on reach only
+    for seed, value in per_seed.items():
+        fake_run(tmp_path / f"mtsac_s{seed}", "mtsac", seed, [value] * 10)
+        fake_run(tmp_path / f"ntkmtl_sr_s{seed}", "ntkmtl_sr", seed, [1.0] + [0.0] * 9)
+    return tmp_path
+
+
+def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
+    rows = group([load_run(p) for p in find_runs([sweep_dir])])
+    assert [r.label for r in rows] == ["mtsac", "ntkmtl_sr"]
+    data = {r["label"]: r for r in json.loads(to_json(rows))["rows"]}
+    assert data["mtsac"]["seeds"] == [1, 2, 3] and data["mtsac"]["steps"] == [3000]
+    assert data["mtsac"]["success_mean"] == pytest.approx(0.5)
+    assert data["mtsac"]["success_se"] == pytest.approx(math.sqrt(0.13 / 3), abs=1e-6)
+    assert data["mtsac"]["per_task"]["push-v3"]["mean"] == pytest.approx(0.5)
+    assert data["ntkmtl_sr"]["success_mean"] == pytest.approx(0.1) and data["ntkmtl_sr"]["success_se"] == 0.0
+    assert data["ntkmtl_sr"]["per_task"]["reach-v3"] == {"mean": 1.0, "se": 0.0}
+    assert data["mtsac"]["published_v1"] == {"name": "MTSAC", "mean": 0.49, "se": 0.07}
+    assert data["ntkmtl_sr"]["published_v1"] is None
+    table = to_markdown(rows)
+    assert "| mtsac | 3 | 3,000 | mt10-fixed | **0.50 +- 0.21** | MTSAC: 0.49 +- 0.07 |" in table
+    assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
+    steps, mean, se = rows[0].curve()
+    assert steps.tolist() == [1000, 2000, 3000] and mean == pytest.approx([0.0, 0.25, 0.5])
+    assert se[-1] == pytest.approx(math.sqrt(0.13 / 3))
+
+
+def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):
+    fake_run(tmp_path / "a", "mtsac", 1, [0.0] * 10, "sac.batch_size=640")
+    fake_run(tmp_path / "b", "mtsac", 1, [1.0] * 10, "sac.batch_size=1280")
+    fake_run(tmp_path / "c", "mtsac", 2, [0.0] * 10, "net.head_layers=3")  # one network per task
+    rows = group([load_run(p) for p in find_runs([tmp_path])])
+    labels = sorted(r.label for r in rows)
+    assert labels == ["mtsac net.head_layers=1 sac.batch_size=1280", "mtsac net.head_layers=1 sac.batch_size=640",
+                      "mtsac net.head_layers=3 sac.batch_size=640"]
+    stl = next(r for r in rows if "head_layers=3" in r.label)
+    assert stl.published_key == "stl"
+
+
+def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):
+    out = tmp_path / "table"
+    done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("results.md", "results.json", "curves.png", "heatmap.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "**0.50 +- 0.21**" in done.stdout
+
+
+def test_a_path_that_holds_no_runs_is_a_one_line_error(tmp_path):
+    done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "no run directories" in done.stderr

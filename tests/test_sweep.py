@@ -1,0 +1,103 @@
+"""Sweeps through a local Ray instance: a 2-method x 2-seed grid of very short runs, killed part-way through
+and run again, must skip the finished runs, resume the interrupted one from its checkpoint, and end with the
+results table and both figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtrl.checkpoint import list_checkpoints
+from mtrl.config import ConfigError
+from mtrl.sweep import load_sweep, run_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["device=cpu", "train.steps=300", "train.warmup_steps=100", "train.eval_every=100",
+        "train.checkpoint_every=100", "train.log_every=50", "train.buffer_capacity=5000", "sac.batch_size=40",
+        "net.hidden_dim=16"]
+
+
+def write_sweep(tmp_path: Path, **changes) -> Path:
+    sweep = {"config": str(ROOT / "configs/mt10_cpu.yaml"), "methods": ["mtsac", "ntkmtl_sr"], "seeds": [1, 2],
+             "overrides": TINY, "resources": {"cpus": 1}, "out": str(tmp_path / "out"), **changes}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_grid_names_and_overrides(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, grid={"sac.batch_size": [20, 40]}))
+    names = [s.name for s in sweep.runs()]
+    assert len(names) == 8 and names[:2] == ["mtsac_s1_sac.batch_size=20", "mtsac_s1_sac.batch_size=40"]
+    assert sweep.runs()[1].overrides[-1] == "sac.batch_size=40"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"method": "mtsac"}, "unknown key(s) ['method']"),
+    ({"methods": ["mtsac", "ntkmtl-sr"]}, "unknown method 'ntkmtl-sr'"),
+    ({"overrides": ["sac.batchsize=3"]}, "sac.batchsize"),
+    ({"resources": {"cpus": 1, "memory": 2}}, "resources accepts cpus and gpus"),
+    ({"grid": {"sac.batch_size": []}}, "non-empty list"),
+])
+def test_bad_sweep_files_fail_before_anything_runs(tmp_path, changes, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        load_sweep(write_sweep(tmp_path, **changes))
+
+
+def _sweep(path: Path, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mtrl.sweep", str(path), *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+
+
+def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
+    path = write_sweep(tmp_path)
+    out = tmp_path / "out"
+    names = ["mtsac_s1", "mtsac_s2", "ntkmtl_sr_s1", "ntkmtl_sr_s2"]
+
+    # one run at a time, killed (driver, Ray and its workers) once a run is finished and another is part-way
+    first = _sweep(path, "--num-cpus", "1")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        states = {n: run_state(out / n, 300) for n in names}
+        if "finished" in states.values() and "resumable" in states.values():
+            break
+        assert first.poll() is None, first.stdout.read()[-3000:]
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"the sweep did not get part-way in time: {states}")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished = {n: list_checkpoints(out / n)[-1].stat().st_mtime_ns for n, s in states.items() if s == "finished"}
+    interrupted = [n for n, s in states.items() if s == "resumable"]
+
+    second = _sweep(path, "--num-cpus", "2")
+    log, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, log[-3000:]
+    assert f"{len(finished)} already finished" in log
+    for name, mtime in finished.items():  # skipped: its files untouched
+        assert list_checkpoints(out / name)[-1].stat().st_mtime_ns == mtime
+    for name in interrupted:
+        assert f"{name}: resumed" in log
+        assert "resuming" in (out / name / "train.log").read_text()
+        steps = [json.loads(line)["step"] for line in (out / name / "evaluations.jsonl").read_text().splitlines()]
+        assert steps == [100, 200, 300]
+    assert all(run_state(out / n, 300) == "finished" for n in names)
+    progress = [line for line in log.splitlines() if line.startswith("[")]
+    assert progress[-1].endswith(f"done {4 - len(finished)}, running 0, queued 0, failed 0")
+
+    table = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["label"], r["seeds"]) for r in table] == [("mtsac", [1, 2]), ("ntkmtl_sr", [1, 2])]
+    for name in ("results.md", "curves.png", "heatmap.png"):
+        assert (out / name).stat().st_size > 0
+
+    third = _sweep(path)
+    log, _ = third.communicate(timeout=120)
+    assert third.returncode == 0 and "4 already finished, 0 to run" in log
