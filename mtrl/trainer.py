@@ -75,8 +75,9 @@ class Trainer:
         self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector)
         self.eval_env: MT10 | None = None
         self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
-        self.replay = MultiTaskReplay(k, max(1, cfg.train.buffer_capacity // k), STATE_DIM,
-                                      self.env.action_dim, self.device)
+        # training episodes end only at the time limit, which sizes the replay's table of final observations
+        self.replay = MultiTaskReplay(k, max(2, cfg.train.buffer_capacity // k), STATE_DIM, self.env.action_dim,
+                                      self.device, min_episode_length=self.env.protocol.max_episode_steps)
         self.step = 0
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
@@ -184,7 +185,7 @@ class Trainer:
             started = time.perf_counter()
             step = self.env.step(action)
             self.seconds["env"] += time.perf_counter() - started
-            self.replay.add(obs, action, step.reward, step.next_obs, step.terminated)
+            self.replay.add(obs, action, step.reward, step.next_obs, step.terminated, step.done)
             obs = step.obs
             episode_return += step.reward
             episode_success |= step.success > 0

@@ -23,7 +23,7 @@ def _batch(seed: int = 0):
     buffer = MultiTaskReplay(K, 64, STATE, ACT)
     for _ in range(64):
         obs = rng.normal(size=(K, STATE + K)).astype(np.float32)
-        buffer.add(obs, rng.uniform(-1, 1, (K, ACT)), rng.normal(size=K), obs + 0.01, np.zeros(K, bool))
+        buffer.add(obs, rng.uniform(-1, 1, (K, ACT)), rng.normal(size=K), obs + 0.01, np.zeros(K, bool), np.zeros(K, bool))
     return buffer.sample(16, generator=torch.Generator().manual_seed(seed))
 
 

@@ -1,45 +1,90 @@
 import numpy as np
+import pytest
 import torch
 
 from mtrl.replay import MultiTaskReplay
 
 K, STATE, ACT = 10, 39, 4
+EPISODE = 5  # steps per episode in these tests
 
 
 def _fill(buffer: MultiTaskReplay, steps: int) -> None:
-    """Transition t of task k carries the value 1000*k + t everywhere, so a sample tells where it came from."""
+    """Transition t of task k carries the value 1000*k + t in its observation, action and reward. Episodes last
+    EPISODE steps; an episode's final observation is its last observation + 0.5, and the next episode starts
+    from the next value, so a sampled next observation says whether it came from the right place."""
     for t in range(steps):
         value = (1000 * np.arange(K) + t).astype(np.float32)
         obs = np.repeat(value[:, None], STATE + K, axis=1)
-        buffer.add(obs, np.repeat(value[:, None], ACT, 1), value, obs + 0.5, np.zeros(K, dtype=bool))
+        end = np.full(K, (t + 1) % EPISODE == 0)
+        next_obs = np.where(end[:, None], obs + 0.5, obs + 1.0)
+        buffer.add(obs, np.repeat(value[:, None], ACT, 1), value, next_obs, np.zeros(K, bool), end)
 
 
-def test_sample_layout_and_balance():
-    buffer = MultiTaskReplay(K, capacity_per_task=100, state_dim=STATE, action_dim=ACT)
+def _expected_next(reward: torch.Tensor) -> torch.Tensor:
+    t = reward.remainder(1000)
+    return torch.where((t + 1) % EPISODE == 0, reward + 0.5, reward + 1.0)
+
+
+def test_sample_layout_balance_and_next_observations():
+    buffer = MultiTaskReplay(K, capacity_per_task=100, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
     _fill(buffer, 50)
-    batch = buffer.sample(per_task=32, generator=torch.Generator().manual_seed(0))
-    assert batch.obs.shape == (K, 32, STATE + K) and batch.action.shape == (K, 32, ACT)
-    assert batch.reward.shape == batch.terminal.shape == (K, 32)
+    batch = buffer.sample(per_task=256, generator=torch.Generator().manual_seed(0))
+    assert batch.obs.shape == batch.next_obs.shape == (K, 256, STATE + K) and batch.action.shape == (K, 256, ACT)
+    assert batch.reward.shape == batch.terminal.shape == (K, 256) and batch.terminal.dtype == torch.float32
     task_of_row = torch.div(batch.reward, 1000, rounding_mode="floor")
-    assert torch.equal(task_of_row, torch.arange(K).float()[:, None].expand(K, 32))  # task k's rows from task k
+    assert torch.equal(task_of_row, torch.arange(K).float()[:, None].expand(K, 256))  # task k's rows from task k
     torch.testing.assert_close(batch.obs[..., :STATE], batch.reward[..., None].expand(-1, -1, STATE))
-    torch.testing.assert_close(batch.next_obs[..., :STATE], batch.obs[..., :STATE] + 0.5)
-    torch.testing.assert_close(batch.obs[..., STATE:], torch.eye(K)[:, None, :].expand(K, 32, K))
-    assert batch.reward.remainder(1000).max() < 50
+    torch.testing.assert_close(batch.next_obs[..., :STATE], _expected_next(batch.reward)[..., None].expand(-1, -1, STATE))
+    torch.testing.assert_close(batch.obs[..., STATE:], torch.eye(K)[:, None, :].expand(K, 256, K))
+    steps = batch.reward.remainder(1000)
+    assert steps.max() == 48 and steps.min() == 0  # the newest transition waits for its next observation
+    assert ((steps + 1) % EPISODE == 0).any()  # episode ends are sampled too
 
 
-def test_wraps_around_when_full():
-    buffer = MultiTaskReplay(K, capacity_per_task=20, state_dim=STATE, action_dim=ACT)
-    _fill(buffer, 35)
-    assert buffer.size == 20 and buffer.position == 15
+def test_wraps_around_when_full_and_keeps_next_observations_right():
+    buffer = MultiTaskReplay(K, capacity_per_task=23, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+    _fill(buffer, 61)
+    assert buffer.size == 23 and buffer.position == 61 % 23
     steps = buffer.reward.remainder(1000)
-    assert steps.min() == 15 and steps.max() == 34  # only the newest 20 remain
+    assert steps.min() == 61 - 23 and steps.max() == 60  # only the newest 23 remain
+    batch = buffer.sample(per_task=512, generator=torch.Generator().manual_seed(1))
+    sampled = batch.reward.remainder(1000)
+    assert sampled.min() == 61 - 23 and sampled.max() == 59
+    torch.testing.assert_close(batch.next_obs[..., 0], _expected_next(batch.reward))
+
+
+def test_terminal_flags_are_kept():
+    buffer = MultiTaskReplay(K, capacity_per_task=10, state_dim=STATE, action_dim=ACT)
+    obs = np.zeros((K, STATE), np.float32)
+    terminal = np.arange(K) % 2 == 0
+    buffer.add(obs, np.zeros((K, ACT)), np.zeros(K), obs + 1, terminal, terminal)
+    buffer.add(obs + 2, np.zeros((K, ACT)), np.zeros(K), obs + 3, np.zeros(K, bool), np.zeros(K, bool))
+    batch = buffer.sample(per_task=4)
+    assert torch.equal(batch.terminal, torch.as_tensor(terminal, dtype=torch.float32)[:, None].expand(K, 4))
+    torch.testing.assert_close(batch.next_obs[..., 0], torch.where(torch.as_tensor(terminal), 1.0, 2.0)[:, None]
+                               .expand(K, 4))
+
+
+def test_storage_is_within_a_tenth_of_the_raw_fields():
+    buffer = MultiTaskReplay(K, capacity_per_task=60_000, state_dim=STATE, action_dim=ACT, min_episode_length=150)
+    raw = 4 * (STATE + ACT + 1) + 1
+    assert buffer.bytes_per_transition() <= 1.1 * raw
+
+
+def test_too_short_episodes_are_refused():
+    buffer = MultiTaskReplay(K, capacity_per_task=50, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE + 1)
+    with pytest.raises(ValueError, match=f"ended after {EPISODE} steps.*at least {EPISODE + 1}"):
+        _fill(buffer, EPISODE)
 
 
 def test_state_dict_round_trip():
-    buffer = MultiTaskReplay(K, capacity_per_task=30, state_dim=STATE, action_dim=ACT)
+    buffer = MultiTaskReplay(K, capacity_per_task=30, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
     _fill(buffer, 12)
-    copy = MultiTaskReplay(K, capacity_per_task=30, state_dim=STATE, action_dim=ACT)
+    copy = MultiTaskReplay(K, capacity_per_task=30, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
     copy.load_state_dict(buffer.state_dict())
     assert copy.size == 12 and copy.position == 12
-    assert torch.equal(copy.obs, buffer.obs) and torch.equal(copy.reward, buffer.reward)
+    for name in ("obs", "reward", "final_ref", "final_obs"):
+        assert torch.equal(getattr(copy, name), getattr(buffer, name))
+    _fill(copy, 3), _fill(buffer, 3)  # the episode in progress continues where it was
+    generator = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    torch.testing.assert_close(copy.sample(64, generator()).next_obs, buffer.sample(64, generator()).next_obs)
