@@ -22,9 +22,9 @@ def _xavier_(weight: torch.Tensor) -> None:
     nn.init.uniform_(weight, -bound, bound)
 
 
-def _training_forward(module: nn.Module) -> bool:
-    """A forward whose gradients will reach this module's weights (not `no_grad`, not frozen)."""
-    return torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters())
+def _training_forward(weight: nn.Parameter) -> bool:
+    """A forward whose gradients will reach this weight (not `no_grad`, not frozen)."""
+    return torch.is_grad_enabled() and weight.requires_grad
 
 
 class SharedLinear(nn.Module):
@@ -45,7 +45,7 @@ class SharedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, k, b, _ = x.shape
         y = torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
-        if _training_forward(self):
+        if _training_forward(self.weight):
             self.last_input, self.last_output = x, y
         return y
 
@@ -95,11 +95,13 @@ class MultiTaskMLP(nn.Module):
         self.encoder = _stack(shared, relu_after_last=head_layers > 0)
         self.heads = _stack(heads, relu_after_last=False)
         self.num_tasks, self.members = num_tasks, members
+        # the first shared weight, in a plain tuple so that it is not registered twice as a parameter
+        self._first_shared_weight = (shared[0].weight,) if shared else ()
         self.representation: torch.Tensor | None = None  # z of the last training forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)
-        if _training_forward(self.encoder):
+        if self._first_shared_weight and _training_forward(self._first_shared_weight[0]):
             self.representation = z
         return self.heads(z)
 

@@ -28,30 +28,44 @@ def supports_grouping(net: nn.Module) -> bool:
     )
 
 
-def grouped_task_grads(task_losses: torch.Tensor, net: MultiTaskMLP, subbatches: int = 1,
-                       head_grads: bool = True) -> torch.Tensor:
-    """Per-(task, sub-batch) gradients `[K, n, P]` from one backward pass through `net`.
-
-    With `head_grads`, the task heads' `.grad` receive the plain gradient of `sum_i l_i` (each head sees only
-    its own task's rows, so that is each head's own task gradient). Per-task losses must be means over their
-    task's rows, so that the loss on sub-batch u is `n` times the rows' share of it.
-    """
+def shared_output_grads(task_losses: torch.Tensor, net: MultiTaskMLP,
+                        head_grads: bool = True) -> list[tuple[SharedLinear, torch.Tensor]]:
+    """One backward pass of `sum_i l_i`, stopped at the shared layers' outputs: each SharedLinear with the
+    gradient at its output `[M, K, b, out]`. With `head_grads`, the task heads' `.grad` receive the plain
+    gradient of `sum_i l_i` (each head sees only its own task's rows, so that is its own task's gradient)."""
     layers = [m for m in net.encoder if isinstance(m, SharedLinear)]
     outputs = [layer.last_output for layer in layers]
     heads = net.task_parameters() if head_grads else []
     grads = torch.autograd.grad(task_losses.sum(), outputs + heads)
     for param, grad in zip(heads, grads[len(outputs):]):
         param.grad = grad if param.grad is None else param.grad + grad
+    return list(zip(layers, grads[: len(outputs)]))
+
+
+def layer_task_grads(layer: SharedLinear, grad_out: torch.Tensor, subbatches: int = 1,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-(task, sub-batch) gradients of one shared layer: weight `[K, n, M * in * out]` (laid out as the
+    weight `[M, in, out]`) and bias `[K, n, M * out]`. Per-task losses must be means over their task's rows, so
+    that the loss on sub-batch u is `n` times the rows' share of it."""
     n = subbatches
+    x = layer.last_input  # [M, K, b, in]
+    m, k, b, _ = x.shape
+    x = x.reshape(m, k, n, b // n, -1)
+    g = grad_out.reshape(m, k, n, b // n, -1)
+    if n > 1:
+        g = g * n
+    weight = torch.einsum("mkurj,mkuro->kumjo", x, g)  # per (task, sub-batch) x^T dy
+    bias = g.sum(dim=3).permute(1, 2, 0, 3)  # [K, n, M, out]
+    return weight.reshape(k, n, -1), bias.reshape(k, n, -1)
+
+
+def grouped_task_grads(task_losses: torch.Tensor, net: MultiTaskMLP, subbatches: int = 1,
+                       head_grads: bool = True) -> torch.Tensor:
+    """Per-(task, sub-batch) gradients `[K, n, P]` on the shared parameters from one backward pass through
+    `net` (see `shared_output_grads` for the heads)."""
     blocks = []
-    for layer, grad_out in zip(layers, grads[: len(outputs)]):
-        x = layer.last_input  # [M, K, b, in]
-        m, k, b, _ = x.shape
-        x = x.reshape(m, k, n, b // n, -1)
-        g = grad_out.reshape(m, k, n, b // n, -1) * n
-        weight = torch.einsum("mkurj,mkuro->kumjo", x, g)  # per (task, sub-batch) x^T dy
-        bias = g.sum(dim=3).permute(1, 2, 0, 3)  # [K, n, M, out]
-        blocks += [weight.reshape(k, n, -1), bias.reshape(k, n, -1)]
+    for layer, grad_out in shared_output_grads(task_losses, net, head_grads):
+        blocks += layer_task_grads(layer, grad_out, subbatches)
     return torch.cat(blocks, dim=-1)
 
 
@@ -71,5 +85,5 @@ def write_flat_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset: offset + n].view_as(p).clone()
+        p.grad = flat[offset: offset + n].view_as(p)  # a view: `flat` is not used again
         offset += n

@@ -98,6 +98,18 @@ def test_ntkmtl_weights_and_direction_closed_form():
     assert cosine > 1 - 1e-10
 
 
+def test_ntkmtl_layerwise_backward_equals_weights_times_the_task_gradient_matrix():
+    net = make_net()
+    x = torch.randn(2, K, B, IN, dtype=torch.double)
+    grads = separate_grads(net, x).squeeze(1)  # [K, P] from K separate backward passes
+    stats = NTKMTL(K).backward(task_losses(net, x), net)
+    weights, expected_stats = NTKMTL(K).weigh(grads[:, None])
+    torch.testing.assert_close(stats["lambda"], expected_stats["lambda"])
+    torch.testing.assert_close(stats["weight"], weights)
+    written = torch.cat([p.grad.reshape(-1) for p in net.shared_parameters()])
+    torch.testing.assert_close(written, weights @ grads)
+
+
 def test_ntkmtl_subbatch_lambda_is_the_largest_kernel_eigenvalue():
     torch.manual_seed(2)
     jac = torch.randn(K, 3, 20, dtype=torch.double)

@@ -102,7 +102,8 @@ class GradientCombiner(Combiner):
     @torch.no_grad()
     def _direction(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         weights, stats = self.weigh(grads)
-        return weights @ grads.mean(dim=1), {"weight": weights, **stats}
+        task_grads = grads.squeeze(1) if grads.shape[1] == 1 else grads.mean(dim=1)
+        return weights @ task_grads, {"weight": weights, **stats}
 
     def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
         shared = net.shared_parameters()

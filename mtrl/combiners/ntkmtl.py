@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from mtrl.combiners.base import GradientCombiner
+from mtrl.combiners.base import GradientCombiner, MultiTaskNet
+from mtrl.task_grads import layer_task_grads, shared_output_grads, supports_grouping
 
 
 def ntk_weights(lambdas: torch.Tensor, p: float, eps: float) -> torch.Tensor:
@@ -40,3 +41,19 @@ class NTKMTL(GradientCombiner):
     def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         lambdas = largest_eigenvalues(grads)
         return ntk_weights(lambdas, self.p, self.eps), {"lambda": lambdas}
+
+    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
+        """With n = 1 only squared norms are needed, layer by layer: the full `[K, P]` matrix is never
+        assembled, and each layer's weighted sum goes straight into its parameters' `.grad`."""
+        if self.subbatches != 1 or not net.shared_parameters() or not supports_grouping(net):
+            return super().backward(task_losses, net)
+        per_layer = [(layer, layer_task_grads(layer, grad_out))
+                     for layer, grad_out in shared_output_grads(task_losses, net)]
+        with torch.no_grad():
+            lambdas = sum(torch.linalg.vector_norm(block.squeeze(1), dim=-1).square()
+                          for _, blocks in per_layer for block in blocks)
+            weights = ntk_weights(lambdas, self.p, self.eps)
+            for layer, (weight_grads, bias_grads) in per_layer:
+                layer.weight.grad = (weights @ weight_grads.squeeze(1)).view_as(layer.weight)
+                layer.bias.grad = (weights @ bias_grads.squeeze(1)).view_as(layer.bias)
+        return {"weight": weights, "lambda": lambdas}
