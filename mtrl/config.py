@@ -26,7 +26,10 @@ class ConfigError(ValueError):
 class EnvConfig:
     protocol: str = "mt10"  # "mt10" (Meta-World 3 official) or "mt10-fixed" (the classic table's setting)
     reward_version: str = "v2"  # Meta-World reward functions: "v2" (default) or "v1"
-    vector: str = "sync"  # Gymnasium vector strategy: "sync" or "async"
+    # who steps the ten training envs: "sync" (Gymnasium, this process), "async" (Gymnasium, a process per
+    # task) or "workers" (the project's collector: `workers` processes sharing memory)
+    vector: str = "sync"
+    workers: int = 2
     eval_episodes: int = 0  # episodes per task in each evaluation; 0 = the protocol's own number
 
 
@@ -135,10 +138,10 @@ class Config:
 CHOICES: dict[str, tuple[str, ...]] = {
     "env.protocol": ("mt10", "mt10-fixed"),
     "env.reward_version": ("v2", "v1"),
-    "env.vector": ("sync", "async"),
+    "env.vector": ("sync", "async", "workers"),
 }
 POSITIVE = {
-    "net.hidden_dim", "net.hidden_layers", "sac.batch_size", "train.steps", "train.buffer_capacity",
+    "net.hidden_dim", "net.hidden_layers", "sac.batch_size", "train.steps", "train.buffer_capacity", "env.workers",
     "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
     "train.max_nonfinite_in_a_row",
     "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature",

@@ -9,11 +9,16 @@ not a terminal state and the critic must bootstrap through it.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import gymnasium as gym
-import metaworld  # noqa: F401  (registers the Meta-World environments with Gymnasium)
+import metaworld
 import numpy as np
+
+from mtrl.collector import WorkerPool
 
 TASK_NAMES: tuple[str, ...] = (
     "reach-v3",
@@ -72,44 +77,74 @@ def _masked(info: dict, key: str, num_envs: int) -> np.ndarray:
     return np.where(info[f"_{key}"], info[key], 0)
 
 
+def task_env_fns(protocol: Protocol, seed: int, reward_version: str = "v2", **render: Any,
+                 ) -> list[Callable[[], gym.Env]]:
+    """One constructor per MT10 task, in `TASK_NAMES` order: exactly the environments (seeding, goals,
+    wrappers) that `gym.make_vec("Meta-World/MT10", ...)` builds, for any vectoriser to call."""
+    benchmark = metaworld.MT10(seed=seed)
+    return [
+        partial(metaworld._init_each_env, env_cls=env_cls,  # the pinned Meta-World's own constructor
+                tasks=[t for t in benchmark.train_tasks if t.env_name == name], seed=seed, env_id=env_id,
+                num_tasks=NUM_TASKS, use_one_hot=True, max_episode_steps=protocol.max_episode_steps,
+                reward_function_version=reward_version, **render)
+        for env_id, (name, env_cls) in enumerate(benchmark.train_classes.items())
+    ]
+
+
 class MT10:
-    """The ten MT10 tasks as one vector env, task i in slot i, observations with the one-hot task id."""
+    """The ten MT10 tasks as one vector env, task i in slot i, observations with the one-hot task id.
+
+    `vector` picks who steps the ten environments: "sync" (Gymnasium, in this process), "async" (Gymnasium,
+    one process per task) or "workers" (`mtrl.collector.WorkerPool`, `workers` processes sharing memory).
+    """
 
     def __init__(self, protocol: str | Protocol, seed: int, reward_version: str = "v2", vector: str = "sync",
-                 render_mode: str | None = None, width: int = 480, height: int = 480):
+                 render_mode: str | None = None, width: int = 480, height: int = 480, workers: int = 2):
         self.protocol = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
         self.seed = seed
+        render = {"render_mode": render_mode, "width": width, "height": height}
         with warnings.catch_warnings():  # Meta-World's float64 bounds make Gymnasium warn about precision
             warnings.simplefilter("ignore", UserWarning)
-            self.envs = gym.make_vec(
-                "Meta-World/MT10",
-                vector_strategy=vector,
-                seed=seed,
-                use_one_hot=True,
-                max_episode_steps=self.protocol.max_episode_steps,
-                reward_function_version=reward_version,
-                render_mode=render_mode,
-                width=width,
-                height=height,
-            )
-        names = [_class_to_task(c) for c in self.envs.get_attr("task_name")]
+            env_fns = task_env_fns(self.protocol, seed, reward_version, **render)
+            if vector == "workers":
+                if render_mode is not None:
+                    raise ValueError("rendering needs vector='sync' or 'async'")
+                self.envs = None
+                self.pool = WorkerPool(env_fns, obs_dim=STATE_DIM + NUM_TASKS, action_dim=ACTION_DIM,
+                                       num_workers=workers)
+            else:
+                vectoriser = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}[vector]
+                self.envs = vectoriser(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                self.pool = None
+        names = [_class_to_task(c) for c in self.call("task_name")]
         if tuple(names) != TASK_NAMES:
+            self.close()
             raise RuntimeError(f"Meta-World returned tasks {names}, expected {list(TASK_NAMES)}")
         self.num_tasks = NUM_TASKS
-        self.obs_dim = self.envs.single_observation_space.shape[0]
-        self.action_dim = self.envs.single_action_space.shape[0]
+        self.obs_dim = STATE_DIM + NUM_TASKS
+        self.action_dim = ACTION_DIM
         self._goals_frozen = False
+
+    def call(self, name: str, *args: Any) -> tuple[Any, ...]:
+        """Call a method of (or read an attribute of) every task's environment."""
+        if self.pool is not None:
+            return self.pool.call(name, *args)
+        return tuple(self.envs.call(name, *args))
 
     def reset(self) -> np.ndarray:
         """Start new episodes in every task. Under a fixed-goal protocol the first reset draws each task's
         goal from the seed and freezes it; later resets keep it."""
-        obs, _ = self.envs.reset()
+        obs = self.pool.reset() if self.pool is not None else self.envs.reset()[0]
         if self.protocol.fixed_goals and not self._goals_frozen:
-            self.envs.call("toggle_sample_tasks_on_reset", False)
+            self.call("toggle_sample_tasks_on_reset", False)
             self._goals_frozen = True
         return obs.astype(np.float32)
 
     def step(self, actions: np.ndarray) -> Step:
+        if self.pool is not None:
+            out = self.pool.step(actions)
+            return Step(out["obs"], out["next_obs"], out["reward"], out["terminated"], out["truncated"],
+                        out["success"])
         obs, reward, terminated, truncated, info = self.envs.step(actions)
         obs = obs.astype(np.float32)
         next_obs = obs.copy()
@@ -123,13 +158,16 @@ class MT10:
     def set_terminate_on_success(self, on: bool) -> None:
         """End an episode at its first success (the official evaluation does, so success-at-any-step is
         success-at-the-last-step)."""
-        self.envs.call("toggle_terminate_on_success", on)
+        self.call("toggle_terminate_on_success", on)
 
     def render(self) -> tuple[np.ndarray, ...]:
         return self.envs.render()
 
     def close(self) -> None:
-        self.envs.close()
+        if self.pool is not None:
+            self.pool.close()
+        else:
+            self.envs.close()
 
 
 def _class_to_task(class_name: str) -> str:

@@ -72,7 +72,8 @@ class Trainer:
         if self.per_task_batch % n:
             raise RunError(f"methods.{cfg.method}.subbatches={n} must divide the per-task batch "
                            f"(sac.batch_size / {k} = {self.per_task_batch})")
-        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector)
+        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector,
+                        workers=cfg.env.workers)
         self.eval_env: MT10 | None = None
         self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
         # training episodes end only at the time limit, which sizes the replay's table of final observations

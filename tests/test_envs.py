@@ -1,6 +1,6 @@
 import numpy as np
 
-from mtrl.envs import NUM_TASKS, STATE_DIM, TASK_NAMES
+from mtrl.envs import MT10, NUM_TASKS, STATE_DIM, TASK_NAMES
 
 
 def test_shapes_and_one_hot(fixed_env):
@@ -39,3 +39,27 @@ def test_official_protocol_draws_new_goals(official_env):
     second = official_env.reset()
     assert official_env.protocol.max_episode_steps == 500
     assert not np.allclose(first[:, 36:39], second[:, 36:39])
+
+
+def test_worker_collector_steps_exactly_like_the_sync_vector_env():
+    """Same seed, same actions: the project's 2-process collector and Gymnasium's sync vector env return the
+    same transitions, across an episode end (autoreset), under fixed goals and with terminate-on-success."""
+    sync = MT10("mt10-fixed", seed=7)
+    pooled = MT10("mt10-fixed", seed=7, vector="workers", workers=2)
+    try:
+        assert np.array_equal(sync.reset(), pooled.reset())
+        rng = np.random.default_rng(0)
+        ends = 0
+        for t in range(2 * sync.protocol.max_episode_steps + 5):
+            if t == sync.protocol.max_episode_steps + 3:
+                for env in (sync, pooled):
+                    env.set_terminate_on_success(True)
+            actions = rng.uniform(-1, 1, (sync.num_tasks, sync.action_dim)).astype(np.float32)
+            a, b = sync.step(actions), pooled.step(actions)
+            for field in ("obs", "next_obs", "reward", "terminated", "truncated", "success"):
+                assert np.array_equal(getattr(a, field), getattr(b, field)), (t, field)
+            ends += int(a.done.any())
+        assert ends >= 2
+    finally:
+        sync.close()
+        pooled.close()

@@ -1,0 +1,146 @@
+"""The project's own parallel collector: MT10's tasks split over worker processes, arrays in shared memory.
+
+Gymnasium's async vector env sends every step's observations and info dicts through pipes as pickles, and on a
+2-core machine that overhead eats the second core. Here each worker owns a contiguous group of tasks and steps
+its environments directly; actions and results live in shared-memory arrays, and a step costs one short
+message per worker to start it and one to say it is done. The main process blocks (it does not spin) while
+the workers step, so W workers on W cores run the simulator at close to W times one core's rate.
+
+Autoreset follows Gymnasium's same-step mode, as `MT10` expects: where an episode ends, `next_obs` is its
+final observation and `obs` already the next episode's reset observation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+_FIELDS = {  # name: (dtype, per-task shape key)
+    "action": (np.float32, "action"),
+    "obs": (np.float32, "obs"),
+    "next_obs": (np.float32, "obs"),
+    "reward": (np.float32, None),
+    "terminated": (np.bool_, None),
+    "truncated": (np.bool_, None),
+    "success": (np.float32, None),
+}
+
+
+@dataclass
+class _SharedArrays:
+    """Shared-memory buffers, viewed as numpy arrays with a leading task axis."""
+
+    buffers: dict[str, Any]
+    shapes: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def allocate(cls, num_envs: int, obs_dim: int, action_dim: int, context) -> "_SharedArrays":
+        dims = {"obs": (obs_dim,), "action": (action_dim,), None: ()}
+        shapes = {name: (num_envs, *dims[key]) for name, (_, key) in _FIELDS.items()}
+        buffers = {name: context.RawArray("b", int(np.prod(shapes[name])) * np.dtype(_FIELDS[name][0]).itemsize)
+                   for name in _FIELDS}
+        return cls(buffers, shapes)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.frombuffer(self.buffers[name], dtype=_FIELDS[name][0]).reshape(self.shapes[name])
+                for name in _FIELDS}
+
+
+def _worker(env_fns: list[Callable[[], gym.Env]], rows: slice, shared: _SharedArrays, conn: Connection) -> None:
+    """Own the environments of `rows`; step them when told, writing results into the shared arrays."""
+    envs = [fn() for fn in env_fns]
+    a = shared.arrays()
+    try:
+        while True:
+            command, args = conn.recv()
+            if command == "step":
+                actions = a["action"][rows]
+                for i, env in enumerate(envs):
+                    row = rows.start + i
+                    obs, reward, terminated, truncated, info = env.step(actions[i])
+                    a["next_obs"][row], a["reward"][row] = obs, reward
+                    a["terminated"][row], a["truncated"][row] = terminated, truncated
+                    a["success"][row] = info.get("success", 0.0)
+                    if terminated or truncated:
+                        obs, _ = env.reset()
+                    a["obs"][row] = obs
+                conn.send(None)
+            elif command == "reset":
+                for i, env in enumerate(envs):
+                    a["obs"][rows.start + i] = env.reset()[0]
+                conn.send(None)
+            elif command == "call":  # a method or attribute of every env, through its wrappers
+                name, call_args = args
+                results = []
+                for env in envs:
+                    attr = env.get_wrapper_attr(name)
+                    results.append(attr(*call_args) if callable(attr) else attr)
+                conn.send(results)
+            elif command == "close":
+                break
+    finally:
+        for env in envs:
+            env.close()
+        conn.close()
+
+
+class WorkerPool:
+    """`num_workers` processes stepping `env_fns` (one environment per task), results in shared memory."""
+
+    def __init__(self, env_fns: list[Callable[[], gym.Env]], obs_dim: int, action_dim: int, num_workers: int = 2):
+        num_envs = len(env_fns)
+        if not 1 <= num_workers <= num_envs:
+            raise ValueError(f"num_workers must be in [1, {num_envs}], got {num_workers}")
+        context = mp.get_context("spawn")  # no inherited torch or OpenMP state in the workers
+        self.shared = _SharedArrays.allocate(num_envs, obs_dim, action_dim, context)
+        self.arrays = self.shared.arrays()
+        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
+        self.connections: list[Connection] = []
+        self.processes = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker, args=(env_fns[start:stop], slice(start, stop), self.shared,
+                                                            child), daemon=True)
+            process.start()
+            child.close()
+            self.connections.append(parent)
+            self.processes.append(process)
+        self._closed = False
+
+    def _broadcast(self, command: str, args: Any = None) -> list[Any]:
+        for conn in self.connections:
+            conn.send((command, args))
+        return [conn.recv() for conn in self.connections]
+
+    def reset(self) -> np.ndarray:
+        self._broadcast("reset")
+        return self.arrays["obs"].copy()
+
+    def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """Step every env once; returns copies of obs, next_obs, reward, terminated, truncated and success."""
+        self.arrays["action"][:] = actions
+        self._broadcast("step")
+        return {name: self.arrays[name].copy() for name in _FIELDS if name != "action"}
+
+    def call(self, name: str, *args: Any) -> tuple[Any, ...]:
+        return tuple(result for results in self._broadcast("call", (name, args)) for result in results)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for conn, process in zip(self.connections, self.processes):
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+            conn.close()
