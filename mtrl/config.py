@@ -89,7 +89,8 @@ class NTKMTLSRConfig:
 @dataclass
 class CAGradConfig:
     c: float = 0.5  # radius of the ball around the mean gradient, relative to its norm
-    iterations: int = 20  # projected-gradient steps of the weight solver per update (warm-started)
+    iterations: int = 20  # projected-gradient steps of the weight solver from uniform weights (the first update)
+    warm_iterations: int = 5  # steps from the previous update's solution (every later update)
 
 
 @dataclass
@@ -101,7 +102,8 @@ class NashMTLConfig:
 @dataclass
 class FairGradConfig:
     alpha: float = 2.0  # alpha-fairness; alpha = 1 is the Nash bargaining solution
-    iterations: int = 20
+    iterations: int = 20  # damped Newton steps of the weight solver from its closed-form start (first update)
+    warm_iterations: int = 4  # Newton steps from the previous update's solution (every later update)
 
 
 @dataclass
@@ -148,6 +150,7 @@ POSITIVE = {
     "methods.ntkmtl.subbatches", "methods.ntkmtl_sr.subbatches", "methods.ntkmtl.eps", "methods.ntkmtl_sr.eps",
     "methods.cagrad.iterations", "methods.nashmtl.update_every", "methods.nashmtl.iterations",
     "methods.fairgrad.alpha", "methods.fairgrad.iterations", "methods.famo.lr",
+    "methods.cagrad.warm_iterations", "methods.fairgrad.warm_iterations",
 }
 NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed",
                 "methods.ntkmtl.p", "methods.ntkmtl_sr.p", "methods.cagrad.c", "methods.famo.decay"}

@@ -5,8 +5,9 @@ around the mean gradient g0. Its dual picks simplex weights
 `w* = argmin_{w in simplex} g_w . g0 + c ||g0|| ||g_w||` (g_w = w @ G), and the update is
 `d = (g0 + c ||g0|| / ||g_w*|| * g_w*) / (1 + c^2)` (the authors' default rescaling). With c = 0 it is the
 mean gradient. The weights are found on the device by projected gradient steps on the normalised Gram
-matrix, warm-started from the previous update's solution (from uniform weights, 50 steps come within about
-1e-3 * ||g0||^2 of the optimal objective).
+matrix: `iterations` steps from uniform weights at the first update (50 come within about 1e-3 * ||g0||^2 of
+the optimal objective), then `warm_iterations` steps from the previous update's solution, which tracks the
+optimum as the gradients drift.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def cagrad_objective(w: torch.Tensor, gram: torch.Tensor, c: float) -> torch.Ten
 class CAGrad(GradientCombiner):
     name = "cagrad"
 
-    def __init__(self, num_tasks: int, c: float = 0.5, iterations: int = 20):
+    def __init__(self, num_tasks: int, c: float = 0.5, iterations: int = 20, warm_iterations: int = 5):
         super().__init__(num_tasks)
-        self.c, self.iterations = c, iterations
+        self.c, self.iterations, self.warm_iterations = c, iterations, warm_iterations
         self.previous: torch.Tensor | None = None  # last solution: tasks' gradients change slowly, so start there
 
     def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -44,10 +45,11 @@ class CAGrad(GradientCombiner):
             gw_norm = (w @ gram @ w).clamp_min(tiny).sqrt()
             return gram @ mean + self.c * g0_norm * (gram @ w) / gw_norm
 
-        start = mean
+        start, iterations = mean, self.iterations
         if self.previous is not None and self.previous.shape == (k,):  # unless the last solve went bad
             start = torch.where(torch.isfinite(self.previous).all(), self.previous.to(g.dtype), mean)
-        w = simplex_projected_gradient(objective_grad, start, self.iterations)
+            iterations = self.warm_iterations
+        w = simplex_projected_gradient(objective_grad, start, iterations)
         self.previous = w
         gw_norm = (w @ gram @ w).clamp_min(0).sqrt()
         lam = self.c * g0_norm / (gw_norm + tiny)

@@ -24,7 +24,7 @@ class NashMTL(GradientCombiner):
 
     def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         g = grads[:, 0]
-        return alpha_fair_weights(g @ g.T, 1.0, self.iterations), {}
+        return alpha_fair_weights(g @ g.T, 1.0, self.iterations)[0], {}
 
     def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
         refresh = self.cached_weights is None or self.updates % self.update_every == 0

@@ -14,8 +14,10 @@ def normalised_gram(gram: torch.Tensor, ridge: float = 0.0, floor: float = 1e-20
     return gram / scale + ridge * eye, scale
 
 
-def alpha_fair_weights(gram: torch.Tensor, alpha: float, iterations: int, ridge: float = 1e-10) -> torch.Tensor:
-    """Positive `w` with `gram @ w = w ** (-1 / alpha)`.
+def alpha_fair_weights(gram: torch.Tensor, alpha: float, iterations: int, ridge: float = 1e-10,
+                       start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive `w` with `gram @ w = w ** (-1 / alpha)`, and the normalised solution `v` to warm-start the
+    next solve with (`start`; a non-finite or non-positive one is replaced by the closed-form start).
 
     It is the minimiser of the strictly convex `f(w) = w^T M w / 2 - sum_i u(w_i)` with `u' = w^(-1/alpha)`
     (u = log for alpha = 1), found by damped Newton steps that never leave w > 0. The problem is solved on the
@@ -25,13 +27,16 @@ def alpha_fair_weights(gram: torch.Tensor, alpha: float, iterations: int, ridge:
     m, scale = normalised_gram(gram.double(), ridge)
     power = -1.0 / alpha
     w = m.diagonal().pow(-alpha / (1 + alpha))  # the exact answer when the gradients are orthogonal
+    if start is not None:
+        usable = (torch.isfinite(start) & (start > 0)).all()
+        w = torch.where(usable, start.to(w.dtype), w)
     for _ in range(iterations):
         grad = m @ w - w.pow(power)
         hess = m + torch.diag(-power * w.pow(power - 1))
         step = torch.linalg.solve(hess, grad)
         to_boundary = torch.where(step > 0, w / step, torch.full_like(w, torch.inf)).amin()
         w = w - (0.95 * to_boundary).clamp(max=1.0) * step
-    return (w * scale.pow(-alpha / (1 + alpha))).to(gram.dtype)
+    return (w * scale.pow(-alpha / (1 + alpha))).to(gram.dtype), w
 
 
 def project_to_simplex(v: torch.Tensor) -> torch.Tensor:
