@@ -144,7 +144,7 @@ def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries:
     remote = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus, max_retries=max_retries)(train_run)
     pending = {remote.remote(sweep, spec): spec for spec in todo}
     done, failed = [], []
-    started = time.monotonic()
+    started = last_report = time.monotonic()
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=60)
         for ref in ready:
@@ -156,9 +156,11 @@ def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries:
             except Exception as error:  # a run that raised, or whose worker died more than max_retries times
                 failed.append(spec.name)
                 print(f"  {spec.name}: FAILED ({str(error).strip().splitlines()[-1]}); see {sweep.out / spec.name}/train.log")
-        running = min(len(pending), capacity)
-        print(f"[{(time.monotonic() - started) / 60:5.1f} min] done {len(done)}, running {running}, "
-              f"queued {len(pending) - running}, failed {len(failed)}", flush=True)
+        if ready or time.monotonic() - last_report > 600:  # on every change, else every 10 minutes
+            running = min(len(pending), capacity)
+            print(f"[{(time.monotonic() - started) / 60:5.1f} min] done {len(done)}, running {running}, "
+                  f"queued {len(pending) - running}, failed {len(failed)}", flush=True)
+            last_report = time.monotonic()
     ray.shutdown()
     return failed
 
