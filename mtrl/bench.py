@@ -176,34 +176,42 @@ def _verdict(met: bool) -> str:
     return "meets" if met else "MISSES"
 
 
-def end_to_end_section(steps: int) -> list[str]:
-    """Where the training loop's time goes at the CPU preset, in steady state (after the first evaluation
-    env is built), and the process's peak resident memory."""
+def _timed_run(steps: int, vector: str) -> tuple[dict[str, float], float]:
+    """Seconds of env stepping, update and total of a short CPU-preset run, and its peak resident MiB."""
     import resource
     import tempfile
 
     from mtrl.trainer import Trainer
 
     overrides = [f"train.steps={steps}", "train.warmup_steps=200", f"train.eval_every={steps}",
-                 f"train.checkpoint_every={steps}"]
+                 f"train.checkpoint_every={steps}", f"env.vector={vector}"]
     cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"], overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp) / "run")
         trainer.evaluate()  # builds the evaluation env outside the measured loop
         trainer.train()
-    seconds = trainer.seconds
-    other = seconds["total"] - seconds["env"] - seconds["update"]
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return ["## Training loop end to end", "",
-            f"CPU preset, {steps} steps (updates from step 200; one evaluation and one checkpoint, as the preset "
-            f"does every 3,000 and 10,000 steps), `perf/steps_per_second`-style wall clock:", "",
-            "| | seconds | share |", "|---|---|---|",
-            f"| env stepping | {seconds['env']:.1f} | {seconds['env'] / seconds['total']:.0%} |",
-            f"| SAC update | {seconds['update']:.1f} | {seconds['update'] / seconds['total']:.0%} |",
-            f"| everything else (acting, replay, logging, evaluation, checkpoint) | {other:.1f} | "
-            f"{other / seconds['total']:.0%} |",
-            f"| **total** | {seconds['total']:.1f} | {steps / seconds['total']:.1f} steps/s |", "",
-            f"Peak resident memory of the benchmark process: {peak_mib:.0f} MiB.", ""]
+    return trainer.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def end_to_end_section(steps: int) -> list[str]:
+    """Where the training loop's time goes at the CPU preset, in steady state (after the first evaluation
+    env is built), with Gymnasium's sync vector env and with the project's collector, and the process's peak
+    resident memory."""
+    lines = ["## Training loop end to end", "",
+             f"CPU preset, {steps} steps (updates from step 200; one evaluation and one checkpoint, as the preset "
+             f"does every 3,000 and 10,000 steps), wall clock of the loop:", "",
+             "| collector | env stepping | SAC update | everything else (acting, replay, logging, evaluation, "
+             "checkpoint) | total | steps/s |", "|---|---|---|---|---|---|"]
+    peak = 0.0
+    for vector in ("sync", "workers"):
+        seconds, peak = _timed_run(steps, vector)
+        total = seconds["total"]
+        other = total - seconds["env"] - seconds["update"]
+        lines.append(f"| `env.vector={vector}` | {seconds['env']:.1f} s ({seconds['env'] / total:.0%}) | "
+                     f"{seconds['update']:.1f} s ({seconds['update'] / total:.0%}) | {other:.1f} s "
+                     f"({other / total:.0%}, {_verdict(other / total < 0.10)} < 10%) | {total:.1f} s | "
+                     f"{steps / total:.1f} |")
+    return lines + ["", f"Peak resident memory of the benchmark process: {peak:.0f} MiB.", ""]
 
 
 def soak_section(run_dir: Path) -> list[str]:

@@ -13,6 +13,7 @@ final observation and `obs` already the next episode's reset observation.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -52,8 +53,13 @@ class _SharedArrays:
                 for name in _FIELDS}
 
 
+class CollectorError(RuntimeError):
+    """A worker process is gone (killed, or crashed); the message says which and how."""
+
+
 def _worker(env_fns: list[Callable[[], gym.Env]], rows: slice, shared: _SharedArrays, conn: Connection) -> None:
     """Own the environments of `rows`; step them when told, writing results into the shared arrays."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which then closes the pool
     envs = [fn() for fn in env_fns]
     a = shared.arrays()
     try:
@@ -114,9 +120,14 @@ class WorkerPool:
         self._closed = False
 
     def _broadcast(self, command: str, args: Any = None) -> list[Any]:
-        for conn in self.connections:
-            conn.send((command, args))
-        return [conn.recv() for conn in self.connections]
+        try:
+            for conn in self.connections:
+                conn.send((command, args))
+            return [conn.recv() for conn in self.connections]
+        except (EOFError, OSError):
+            codes = [p.exitcode for p in self.processes]
+            raise CollectorError(f"a collector worker process is gone (exit codes {codes}; negative: killed by "
+                                 f"that signal)") from None
 
     def reset(self) -> np.ndarray:
         self._broadcast("reset")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from agents.mtsac import MTSAC
 from mtrl.checkpoint import load_latest, restore_into, save_checkpoint
+from mtrl.collector import CollectorError
 from mtrl.config import Config, save_config, to_dict
 from mtrl.envs import MT10, NUM_TASKS, STATE_DIM
 from mtrl.evaluation import EvalResult, evaluate
@@ -153,12 +154,17 @@ class Trainer:
     def train(self) -> EvalResult | None:
         """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early
         (then `self.interrupted` names it and a checkpoint of the last finished step has been written)."""
-        with _StopOnSignal() as stop:
-            result = self._loop(stop)
-        if stop.signal is not None:
-            self.interrupted = stop.signal
-            self.save()
-            self.monitor.close()
+        try:
+            with _StopOnSignal() as stop:
+                result = self._loop(stop)
+            if stop.signal is not None:
+                self.interrupted = stop.signal
+                self.save()
+                self.monitor.close()
+        finally:  # worker processes of the collector end with the run, also in a long-lived sweep worker
+            self.env.close()
+            if self.eval_env is not None:
+                self.eval_env.close()
         return result
 
     def _check_finite(self, metrics: dict[str, torch.Tensor]) -> None:
@@ -184,7 +190,13 @@ class Trainer:
             else:
                 action = self.agent.act(obs, deterministic=False)
             started = time.perf_counter()
-            step = self.env.step(action)
+            try:
+                step = self.env.step(action)
+            except CollectorError:
+                if stop.signal is None:
+                    raise
+                bar.close()  # the signal reached the collector's workers too: stop at the last finished step
+                return None
             self.seconds["env"] += time.perf_counter() - started
             self.replay.add(obs, action, step.reward, step.next_obs, step.terminated, step.done)
             obs = step.obs

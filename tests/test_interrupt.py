@@ -3,12 +3,14 @@ intact, and --resume carries either to completion."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -74,3 +76,32 @@ def test_sigkill_leaves_an_intact_checkpoint_to_resume_from(tmp_path: Path):
     events.Reload()
     steps = [e.step for e in events.Scalars("loss/critic_mean")]
     assert steps == sorted(set(steps)) and steps[-1] == finish - finish % 50  # no duplicated or overlapping points
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_process_group_stops_a_run_with_collector_workers(tmp_path: Path, sig):
+    """Ctrl-C in a terminal (or a scheduler's SIGTERM) reaches the collector's workers as well as train.py: the
+    run still stops at its last finished step with a checkpoint, and no worker is left behind."""
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
+            "train.steps=1000000", "train.checkpoint_every=100000", "train.eval_every=100000",
+            "env.vector=workers"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while not (run_dir / "tensorboard").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    os.killpg(process.pid, sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + sig, stderr[-2000:]
+    (checkpoint,) = (run_dir / "checkpoints").iterdir()
+    assert torch.load(checkpoint, weights_only=False)["step"] > 0
+    deadline = time.time() + 10  # helpers (e.g. multiprocessing's resource tracker) exit once train.py has
+    while time.time() < deadline:
+        leftovers = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(process.pid)], capture_output=True,
+                                   text=True).stdout.strip()
+        if not leftovers:
+            break
+        time.sleep(0.5)
+    assert not leftovers, leftovers
