@@ -121,28 +121,16 @@ def _steps_per_second(step, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def collection_section(steps: int) -> list[str]:
+def collection_section(steps: int, repeats: int = 5) -> list[str]:
     """Env-steps/s: each task's own env alone, the ten as Gymnasium sync and async vector envs, and the
-    project's collector on one and two worker processes."""
-    import gymnasium as gym
+    project's collector on one and two worker processes; contenders interleaved, medians of `repeats`."""
+    from mtrl.envs import MT10, TASK_NAMES, task_env_fns
 
-    from mtrl.envs import MT10, TASK_NAMES
-
-    rng = np.random.default_rng(0)
-    rates = {}
-    for task in TASK_NAMES:
-        env = gym.make("Meta-World/MT1", env_name=task, seed=0, max_episode_steps=150, disable_env_checker=True)
-        env.reset()
-
-        def step(env=env):
-            *_, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
-            if terminated or truncated:
-                env.reset()
-
-        rates[task] = _steps_per_second(step, steps)
-        env.close()
-    one_core = NUM_TASKS / sum(1 / r for r in rates.values())  # all ten stepped in turn on one core
-    actions = rng.uniform(-1, 1, (NUM_TASKS, 4)).astype(np.float32)
+    # one sequence of random actions for every contender: how much an env step costs depends on the contacts
+    # the arm makes, so all must drive the arms the same way
+    chunk = max(1, steps // repeats)
+    sequence = np.random.default_rng(0).uniform(-1, 1, (chunk * repeats, NUM_TASKS, 4)).astype(np.float32)
+    singles = [make_env() for make_env in task_env_fns(PROTOCOLS["mt10-fixed"], seed=0)]  # MT10's own envs
     contenders = {  # id: (label, MT10 options)
         "sync": ("Gymnasium sync vector env (`env.vector=sync`)", {"vector": "sync"}),
         "async": ("Gymnasium async vector env (`env.vector=async`)", {"vector": "async"}),
@@ -151,19 +139,38 @@ def collection_section(steps: int) -> list[str]:
         "2 workers": ("project collector, 2 worker processes (`env.vector=workers`)",
                       {"vector": "workers", "workers": 2}),
     }
-    vector_rates = {}
-    for key, (_, options) in contenders.items():
-        env = MT10("mt10-fixed", seed=0, **options)
+    vectors = {key: MT10("mt10-fixed", seed=0, **options) for key, (_, options) in contenders.items()}
+    for env in [*singles, *vectors.values()]:
         env.reset()
-        vector_rates[key] = NUM_TASKS * _steps_per_second(lambda: env.step(actions), steps // NUM_TASKS)
+
+    def step_single(env, action) -> None:
+        *_, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+
+    single_rates: dict[str, list[float]] = {t: [] for t in TASK_NAMES}
+    vector_rates: dict[str, list[float]] = {key: [] for key in contenders}
+    for r in range(repeats):
+        actions = sequence[r * chunk: (r + 1) * chunk]
+        for i, (task, env) in enumerate(zip(TASK_NAMES, singles)):
+            rows = iter(actions[:, i])
+            single_rates[task].append(_steps_per_second(lambda: step_single(env, next(rows)), chunk))
+        for key, env in vectors.items():
+            rows = iter(actions)
+            vector_rates[key].append(NUM_TASKS * _steps_per_second(lambda: env.step(next(rows)), chunk))
+    for env in [*singles, *vectors.values()]:
         env.close()
-    sync, one_worker, two_workers = vector_rates["sync"], vector_rates["1 worker"], vector_rates["2 workers"]
+    rates = {t: statistics.median(v) for t, v in single_rates.items()}
+    medians = {key: statistics.median(v) for key, v in vector_rates.items()}
+    one_core = NUM_TASKS / sum(1 / r for r in rates.values())  # all ten stepped in turn on one core
+    sync, one_worker, two_workers = medians["sync"], medians["1 worker"], medians["2 workers"]
     lines = ["## Environment collection", "",
-             f"Env-steps per second with random actions ({steps} steps per measurement).", "",
+             f"Env-steps per second, every collector driving the arms with the same random actions: {repeats} "
+             f"repeats of {chunk} steps (of all ten tasks for the vector envs), contenders interleaved, medians.", "",
              "| collector | env-steps/s | ratio to one-core limit | ratio to Gymnasium sync |", "|---|---|---|---|"]
-    lines.append(f"| one-core limit: the ten tasks' own envs stepped in turn | {one_core:.0f} | 1.00x | "
+    lines.append(f"| one-core limit: each of the ten tasks' own envs stepped alone | {one_core:.0f} | 1.00x | "
                  f"{one_core / sync:.2f}x |")
-    for key, rate in vector_rates.items():
+    for key, rate in medians.items():
         lines.append(f"| {contenders[key][0]} | {rate:.0f} | {rate / one_core:.2f}x | {rate / sync:.2f}x |")
     lines += ["", f"Targets: the collector on one worker reaches {one_worker / one_core:.2f}x of the one-core limit "
               f"({_verdict(one_worker / one_core >= 0.85)} >= 0.85x); on two workers {two_workers / sync:.2f}x "

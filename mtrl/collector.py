@@ -1,7 +1,7 @@
 """The project's own parallel collector: MT10's tasks split over worker processes, arrays in shared memory.
 
 Gymnasium's async vector env sends every step's observations and info dicts through pipes as pickles, and on a
-2-core machine that overhead eats the second core. Here each worker owns a contiguous group of tasks and steps
+2-core machine that overhead eats the second core. Here each worker owns a group of tasks and steps
 its environments directly; actions and results live in shared-memory arrays, and a step costs one short
 message per worker to start it and one to say it is done. The main process blocks (it does not spin) while
 the workers step, so W workers on W cores run the simulator at close to W times one core's rate.
@@ -57,8 +57,8 @@ class CollectorError(RuntimeError):
     """A worker process is gone (killed, or crashed); the message says which and how."""
 
 
-def _worker(env_fns: list[Callable[[], gym.Env]], rows: slice, shared: _SharedArrays, conn: Connection) -> None:
-    """Own the environments of `rows`; step them when told, writing results into the shared arrays."""
+def _worker(env_fns: list[Callable[[], gym.Env]], rows: list[int], shared: _SharedArrays, conn: Connection) -> None:
+    """Own the environments of task `rows`; step them when told, writing results into the shared arrays."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which then closes the pool
     envs = [fn() for fn in env_fns]
     a = shared.arrays()
@@ -66,20 +66,18 @@ def _worker(env_fns: list[Callable[[], gym.Env]], rows: slice, shared: _SharedAr
         while True:
             command, args = conn.recv()
             if command == "step":
-                actions = a["action"][rows]
-                for i, env in enumerate(envs):
-                    row = rows.start + i
-                    obs, reward, terminated, truncated, info = env.step(actions[i])
-                    a["next_obs"][row], a["reward"][row] = obs, reward
-                    a["terminated"][row], a["truncated"][row] = terminated, truncated
-                    a["success"][row] = info.get("success", 0.0)
-                    if terminated or truncated:
-                        obs, _ = env.reset()
-                    a["obs"][row] = obs
+                results = []
+                for env, action in zip(envs, a["action"][rows]):
+                    obs, reward, terminated, truncated, info = env.step(action)
+                    reset_obs = env.reset()[0] if terminated or truncated else obs
+                    results.append((reset_obs, obs, reward, terminated, truncated, info.get("success", 0.0)))
+                for name, column in zip(("obs", "next_obs", "reward", "terminated", "truncated", "success"),
+                                        zip(*results)):
+                    a[name][rows] = column  # one write per field
                 conn.send(None)
             elif command == "reset":
-                for i, env in enumerate(envs):
-                    a["obs"][rows.start + i] = env.reset()[0]
+                for row, env in zip(rows, envs):
+                    a["obs"][row] = env.reset()[0]
                 conn.send(None)
             elif command == "call":  # a method or attribute of every env, through its wrappers
                 name, call_args = args
@@ -106,13 +104,15 @@ class WorkerPool:
         context = mp.get_context("spawn")  # no inherited torch or OpenMP state in the workers
         self.shared = _SharedArrays.allocate(num_envs, obs_dim, action_dim, context)
         self.arrays = self.shared.arrays()
-        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
+        # tasks dealt out in turn (worker w gets tasks w, w + W, ...): MT10 lists its costliest tasks (push,
+        # pick-place) side by side, so contiguous groups would leave one worker with most of the work
+        self.rows = [list(range(w, num_envs, num_workers)) for w in range(num_workers)]
         self.connections: list[Connection] = []
         self.processes = []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for rows in self.rows:
             parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=(env_fns[start:stop], slice(start, stop), self.shared,
-                                                            child), daemon=True)
+            process = context.Process(target=_worker, args=([env_fns[r] for r in rows], rows, self.shared, child),
+                                      daemon=True)
             process.start()
             child.close()
             self.connections.append(parent)
@@ -140,7 +140,11 @@ class WorkerPool:
         return {name: self.arrays[name].copy() for name in _FIELDS if name != "action"}
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
-        return tuple(result for results in self._broadcast("call", (name, args)) for result in results)
+        """`name` on every env (a method called with `args`, or an attribute), in task order."""
+        by_task: dict[int, Any] = {}
+        for rows, results in zip(self.rows, self._broadcast("call", (name, args))):
+            by_task.update(zip(rows, results))
+        return tuple(by_task[i] for i in sorted(by_task))
 
     def close(self) -> None:
         if self._closed:

@@ -86,15 +86,15 @@ def plot_heatmap(rows: list["Row"], out: Path) -> None:
     plt = _pyplot()
     tasks = list(rows[0].runs[0].success)
     values = np.array([[row.task_success(t)[0] for t in tasks] for row in rows])
-    fig, ax = plt.subplots(figsize=(1.0 * len(tasks) + 3, 0.5 * len(rows) + 2))
+    fig, ax = plt.subplots(figsize=(0.8 * len(tasks) + 3, 0.45 * len(rows) + 2.6))
     image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(tasks)), [t.removesuffix("-v3") for t in tasks], rotation=40, ha="right")
     ax.set_yticks(range(len(rows)), [f"{r.label} ({len(r.runs)})" for r in rows])
     for i, j in np.ndindex(values.shape):
         ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
                 color="black" if values[i, j] > 0.6 else "white")
-    fig.colorbar(image, ax=ax, label="final success (mean over seeds)")
-    ax.set_title("final success per task")
+    fig.colorbar(image, ax=ax, label="success")
+    ax.set_title("final success per task, mean over seeds (number of seeds in brackets)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
