@@ -25,7 +25,8 @@ from mtrl.config import flatten, from_dict
 # protocol and simulator version from ours, shown for orientation only.
 PUBLISHED_V1: dict[str, tuple[str, float, float]] = {
     "stl": ("one SAC per task", 0.90, 0.03),
-    "mtsac": ("MTSAC", 0.49, 0.07),
+    "mtsac": ("MTSAC", 0.49, 0.07),  # one fully shared network
+    "mtsac_heads": ("multi-head SAC", 0.61, 0.04),  # a shared encoder with task-specific output heads
     "pcgrad": ("PCGrad", 0.72, 0.02),
     "cagrad": ("CAGrad", 0.83, 0.05),
     "famo": ("FAMO", 0.83, 0.05),
@@ -108,9 +109,12 @@ class Row:
 
     @property
     def published_key(self) -> str:
+        """Which published row this one corresponds to: equal weighting is MTSAC, multi-head SAC or one SAC
+        per task depending on how much of the network is task-specific."""
         s = self.runs[0].settings
-        fully_task_specific = s["net.head_layers"] == s["net.hidden_layers"] + 1
-        return "stl" if self.method == "mtsac" and fully_task_specific else self.method
+        if self.method != "mtsac" or s["net.head_layers"] == 0:
+            return self.method
+        return "stl" if s["net.head_layers"] == s["net.hidden_layers"] + 1 else "mtsac_heads"
 
     def success(self) -> tuple[float, float]:
         return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])

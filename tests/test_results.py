@@ -58,10 +58,10 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert data["mtsac"]["per_task"]["push-v3"]["mean"] == pytest.approx(0.5)
     assert data["ntkmtl_sr"]["success_mean"] == pytest.approx(0.1) and data["ntkmtl_sr"]["success_se"] == 0.0
     assert data["ntkmtl_sr"]["per_task"]["reach-v3"] == {"mean": 1.0, "se": 0.0}
-    assert data["mtsac"]["published_v1"] == {"name": "MTSAC", "mean": 0.49, "se": 0.07}
+    assert data["mtsac"]["published_v1"] == {"name": "multi-head SAC", "mean": 0.61, "se": 0.04}  # heads
     assert data["ntkmtl_sr"]["published_v1"] is None
     table = to_markdown(rows)
-    assert "| mtsac | 3 | 3,000 | mt10-fixed | **0.50 +- 0.21** | MTSAC: 0.49 +- 0.07 |" in table
+    assert "| mtsac | 3 | 3,000 | mt10-fixed | **0.50 +- 0.21** | multi-head SAC: 0.61 +- 0.04 |" in table
     assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
     steps, mean, se = rows[0].curve()
     assert steps.tolist() == [1000, 2000, 3000] and mean == pytest.approx([0.0, 0.25, 0.5])
@@ -72,12 +72,13 @@ def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):
     fake_run(tmp_path / "a", "mtsac", 1, [0.0] * 10, "sac.batch_size=640")
     fake_run(tmp_path / "b", "mtsac", 1, [1.0] * 10, "sac.batch_size=1280")
     fake_run(tmp_path / "c", "mtsac", 2, [0.0] * 10, "net.head_layers=3")  # one network per task
+    fake_run(tmp_path / "d", "mtsac", 3, [0.0] * 10, "net.head_layers=0")  # one fully shared network
     rows = group([load_run(p) for p in find_runs([tmp_path])])
-    labels = sorted(r.label for r in rows)
-    assert labels == ["mtsac net.head_layers=1 sac.batch_size=1280", "mtsac net.head_layers=1 sac.batch_size=640",
-                      "mtsac net.head_layers=3 sac.batch_size=640"]
-    stl = next(r for r in rows if "head_layers=3" in r.label)
-    assert stl.published_key == "stl"
+    published = {r.label: r.published_key for r in rows}
+    assert published == {"mtsac net.head_layers=1 sac.batch_size=1280": "mtsac_heads",
+                         "mtsac net.head_layers=1 sac.batch_size=640": "mtsac_heads",
+                         "mtsac net.head_layers=3 sac.batch_size=640": "stl",
+                         "mtsac net.head_layers=0 sac.batch_size=640": "mtsac"}
 
 
 def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):
