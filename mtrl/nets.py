@@ -95,13 +95,11 @@ class MultiTaskMLP(nn.Module):
         self.encoder = _stack(shared, relu_after_last=head_layers > 0)
         self.heads = _stack(heads, relu_after_last=False)
         self.num_tasks, self.members = num_tasks, members
-        # the first shared weight, in a plain tuple so that it is not registered twice as a parameter
-        self._first_shared_weight = (shared[0].weight,) if shared else ()
         self.representation: torch.Tensor | None = None  # z of the last training forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)
-        if self._first_shared_weight and _training_forward(self._first_shared_weight[0]):
+        if len(self.encoder) and _training_forward(self.encoder[0].weight):  # encoder[0]: the first SharedLinear
             self.representation = z
         return self.heads(z)
 

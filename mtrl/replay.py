@@ -71,12 +71,12 @@ class MultiTaskReplay:
         if len(ended) and self.episode_length[ended].min() < self.min_episode_length:
             raise ValueError(f"an episode ended after {self.episode_length[ended].min()} steps; this replay buffer "
                              f"was built for episodes of at least {self.min_episode_length}")
-        rows = self.final_position[ended]
-        refs = torch.full((self.num_tasks,), -1, dtype=torch.int32)
-        refs[ended] = torch.as_tensor(rows, dtype=torch.int32)
-        self.final_ref[:, p] = refs.to(self.device)
+        self.final_ref[:, p] = -1
         if len(ended):
-            index = (torch.as_tensor(ended, device=self.device), torch.as_tensor(rows, device=self.device))
+            rows = self.final_position[ended]
+            tasks = torch.as_tensor(ended, device=self.device)
+            self.final_ref[tasks, p] = torch.as_tensor(rows, dtype=torch.int32, device=self.device)
+            index = (tasks, torch.as_tensor(rows, device=self.device))
             self.final_obs[index] = torch.as_tensor(next_obs[ended, : self.state_dim], device=self.device)
             self.final_position[ended] = (rows + 1) % self.final_capacity
             self.episode_length[ended] = 0

@@ -42,6 +42,7 @@ def shared_output_grads(task_losses: torch.Tensor, net: MultiTaskMLP,
     return list(zip(layers, grads[: len(outputs)]))
 
 
+@torch.no_grad()  # plain tensors: nothing here is differentiated again
 def layer_task_grads(layer: SharedLinear, grad_out: torch.Tensor, subbatches: int = 1,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-(task, sub-batch) gradients of one shared layer: weight `[K, n, M * in * out]` (laid out as the
