@@ -23,13 +23,13 @@ from pathlib import Path
 if "--video" in sys.argv:  # offscreen rendering; MuJoCo reads this when it is first imported
     os.environ.setdefault("MUJOCO_GL", "egl")
 
-from agents.mtsac import MTSAC
 from mtrl.checkpoint import load_checkpoint, load_latest, restore_into
 from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import from_dict
 from mtrl.envs import MT10, PROTOCOLS
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
-from mtrl.trainer import eval_episodes, resolve_device
+from mtrl.runtime import eval_episodes, resolve_device
+from mtrl.sac import MTSAC
 
 
 def parse_args():

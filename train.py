@@ -17,7 +17,8 @@ import torch
 from mtrl.cli import ArgumentParser, run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import load_config
-from mtrl.trainer import RunError, Trainer
+from mtrl.errors import RunError
+from mtrl.trainer import Trainer
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 

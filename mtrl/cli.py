@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from mtrl.checkpoint import CheckpointError
-from mtrl.config import ConfigError
+from mtrl.errors import ConfigError, RunError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -23,16 +23,14 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-USER_ERRORS = (ConfigError, CheckpointError, ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ConfigError, RunError, CheckpointError, ValueError, FileNotFoundError, FileExistsError)
 
 
 def run_main(main: Callable[[], None]) -> None:
     """Run `main`, turning errors caused by the user's input into one line on stderr and exit code 2."""
-    from mtrl.trainer import RunError
-
     try:
         main()
-    except (*USER_ERRORS, RunError) as error:
+    except USER_ERRORS as error:
         fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

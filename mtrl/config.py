@@ -17,9 +17,14 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value or key that cannot be used; the message is one line meant for the user."""
+from mtrl.combiners import COMBINERS
+from mtrl.combiners.cagrad import CAGradOptions
+from mtrl.combiners.fairgrad import FairGradOptions
+from mtrl.combiners.famo import FAMOOptions
+from mtrl.combiners.nashmtl import NashMTLOptions
+from mtrl.combiners.ntkmtl import NTKMTLOptions
+from mtrl.combiners.ntkmtl_sr import NTKMTLSROptions
+from mtrl.errors import ConfigError
 
 
 @dataclass
@@ -73,55 +78,15 @@ class TrainConfig:
 
 
 @dataclass
-class NTKMTLConfig:
-    p: float = 0.5  # weights (mean_j lambda_j / lambda_i) ** p; 0.5 equalises the largest NTK eigenvalues
-    subbatches: int = 1  # n: rows of each task's Jacobian (n = 1: lambda_i = ||g_i||^2)
-    eps: float = 1e-12  # relative floor on lambda_i, so a task with no gradient gets a finite weight
-
-
-@dataclass
-class NTKMTLSRConfig:
-    p: float = 0.5
-    subbatches: int = 4  # n sub-batches per task, each one row of J_i(z)
-    eps: float = 1e-12
-
-
-@dataclass
-class CAGradConfig:
-    c: float = 0.5  # radius of the ball around the mean gradient, relative to its norm
-    iterations: int = 20  # projected-gradient steps of the weight solver from uniform weights (the first update)
-    warm_iterations: int = 5  # steps from the previous update's solution (every later update)
-
-
-@dataclass
-class NashMTLConfig:
-    update_every: int = 1  # recompute the weights every this many updates, reuse them in between
-    iterations: int = 20  # Newton steps of the bargaining solver
-
-
-@dataclass
-class FairGradConfig:
-    alpha: float = 2.0  # alpha-fairness; alpha = 1 is the Nash bargaining solution
-    iterations: int = 20  # damped Newton steps of the weight solver from its closed-form start (first update)
-    warm_iterations: int = 4  # Newton steps from the previous update's solution (every later update)
-
-
-@dataclass
-class FAMOConfig:
-    lr: float = 0.025  # step size of the task logits
-    decay: float = 1e-3  # weight decay of the task logits
-
-
-@dataclass
 class MethodsConfig:
-    """Options of each method; only the selected method's section is read."""
+    """Options of each method (the dataclass beside each combiner); only the selected method's are read."""
 
-    ntkmtl: NTKMTLConfig = field(default_factory=NTKMTLConfig)
-    ntkmtl_sr: NTKMTLSRConfig = field(default_factory=NTKMTLSRConfig)
-    cagrad: CAGradConfig = field(default_factory=CAGradConfig)
-    nashmtl: NashMTLConfig = field(default_factory=NashMTLConfig)
-    fairgrad: FairGradConfig = field(default_factory=FairGradConfig)
-    famo: FAMOConfig = field(default_factory=FAMOConfig)
+    ntkmtl: NTKMTLOptions = field(default_factory=NTKMTLOptions)
+    ntkmtl_sr: NTKMTLSROptions = field(default_factory=NTKMTLSROptions)
+    cagrad: CAGradOptions = field(default_factory=CAGradOptions)
+    nashmtl: NashMTLOptions = field(default_factory=NashMTLOptions)
+    fairgrad: FairGradOptions = field(default_factory=FairGradOptions)
+    famo: FAMOOptions = field(default_factory=FAMOOptions)
 
 
 @dataclass
@@ -135,6 +100,10 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     methods: MethodsConfig = field(default_factory=MethodsConfig)
 
+    def method_options(self) -> Any:
+        """The selected method's options (its `methods.<method>` section), or None if it has none."""
+        return getattr(self.methods, self.method, None)
+
 
 # Closed sets of accepted values (methods are checked against the combiner registry).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -147,13 +116,8 @@ POSITIVE = {
     "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
     "train.max_nonfinite_in_a_row",
     "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature",
-    "methods.ntkmtl.subbatches", "methods.ntkmtl_sr.subbatches", "methods.ntkmtl.eps", "methods.ntkmtl_sr.eps",
-    "methods.cagrad.iterations", "methods.nashmtl.update_every", "methods.nashmtl.iterations",
-    "methods.fairgrad.alpha", "methods.fairgrad.iterations", "methods.famo.lr",
-    "methods.cagrad.warm_iterations", "methods.fairgrad.warm_iterations",
 }
-NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed",
-                "methods.ntkmtl.p", "methods.ntkmtl_sr.p", "methods.cagrad.c", "methods.famo.decay"}
+NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed"}
 UNIT_INTERVAL = {"sac.gamma", "sac.tau"}
 
 
@@ -184,6 +148,11 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads exponents without a dot, such as 1e-3, as strings
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif kind is str:
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             return str(value)
@@ -218,9 +187,7 @@ def _apply(target: Any, key: str, value: Any) -> None:
 
 
 def validate(cfg: Config) -> Config:
-    """Check ranges and choices that types alone don't capture."""
-    from mtrl.combiners import COMBINERS
-
+    """Check ranges and choices that types alone don't capture; each method's options check their own."""
     if cfg.method not in COMBINERS:
         raise ConfigError(f"unknown method '{cfg.method}'{_closest(cfg.method, list(COMBINERS))}; "
                           f"accepted: {', '.join(sorted(COMBINERS))}")
@@ -237,6 +204,8 @@ def validate(cfg: Config) -> Config:
     for key in UNIT_INTERVAL:
         if not 0.0 <= flat[key] <= 1.0:
             raise ConfigError(f"config key '{key}' must be in [0, 1], got {flat[key]!r}")
+    for options in vars(cfg.methods).values():
+        options.validate()
     if cfg.net.head_layers > cfg.net.hidden_layers + 1:
         raise ConfigError(
             f"config key 'net.head_layers' must be at most net.hidden_layers + 1 = {cfg.net.hidden_layers + 1}"

@@ -9,6 +9,9 @@ depends on task k's head alone, and rows of different tasks never interact, whic
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,32 +25,18 @@ def _xavier_(weight: torch.Tensor) -> None:
     nn.init.uniform_(weight, -bound, bound)
 
 
-def _training_forward(weight: nn.Parameter) -> bool:
-    """A forward whose gradients will reach this weight (not `no_grad`, not frozen)."""
-    return torch.is_grad_enabled() and weight.requires_grad
-
-
 class SharedLinear(nn.Module):
-    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`.
-
-    The input and output of the last training forward are kept, so per-task weight gradients can be formed
-    from one backward pass (see `mtrl.task_grads`).
-    """
+    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`."""
 
     def __init__(self, members: int, in_dim: int, out_dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
         self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
         _xavier_(self.weight)
-        self.last_input: torch.Tensor | None = None
-        self.last_output: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, k, b, _ = x.shape
-        y = torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
-        if _training_forward(self.weight):
-            self.last_input, self.last_output = x, y
-        return y
+        return torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
 
 
 class TaskLinear(nn.Module):
@@ -74,6 +63,23 @@ def _stack(layers: list[nn.Module], relu_after_last: bool) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
+@dataclass
+class LayerTap:
+    """A shared layer's input and output in one training forward: what its per-task gradients are made of."""
+
+    layer: nn.Module
+    input: torch.Tensor
+    output: torch.Tensor
+
+
+@dataclass
+class ForwardRecord:
+    """What the multi-task backward needs of one training forward (see `mtrl.mtl_backward`)."""
+
+    representation: torch.Tensor  # z [M, K, b, d]: the encoder's output, the heads' input
+    taps: list[LayerTap]  # every shared layer with parameters, in forward order
+
+
 class MultiTaskMLP(nn.Module):
     """An MLP of `hidden_layers` hidden layers whose last `head_layers` linear layers are task-specific.
 
@@ -95,13 +101,19 @@ class MultiTaskMLP(nn.Module):
         self.encoder = _stack(shared, relu_after_last=head_layers > 0)
         self.heads = _stack(heads, relu_after_last=False)
         self.num_tasks, self.members = num_tasks, members
-        self.representation: torch.Tensor | None = None  # z of the last training forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x)
-        if len(self.encoder) and _training_forward(self.encoder[0].weight):  # encoder[0]: the first SharedLinear
-            self.representation = z
-        return self.heads(z)
+        return self.heads(self.encoder(x))
+
+    def forward_recorded(self, x: torch.Tensor) -> tuple[torch.Tensor, ForwardRecord]:
+        """The output, and the record of this forward that `mtrl.mtl_backward` turns into gradients."""
+        taps = []
+        for layer in self.encoder:
+            y = layer(x)
+            if isinstance(layer, SharedLinear):
+                taps.append(LayerTap(layer, x, y))
+            x = y
+        return self.heads(x), ForwardRecord(x, taps)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
@@ -121,13 +133,24 @@ class Actor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`obs [K, b, obs_dim]` -> mean and log-std of the pre-squash Gaussian, each `[K, b, act_dim]`."""
-        mean, log_std = self.net(obs.unsqueeze(0)).squeeze(0).chunk(2, dim=-1)
+        return self._mean_log_std(self.net(obs.unsqueeze(0)))
+
+    def _mean_log_std(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = out.squeeze(0).chunk(2, dim=-1)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
         return mean, log_std
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised action in (-1, 1) and its log-probability `[K, b]`."""
-        mean, log_std = self(obs)
+        return self._sample(*self(obs))
+
+    def sample_recorded(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ForwardRecord]:
+        """`sample`, plus the record of the network's forward for the multi-task backward."""
+        out, record = self.net.forward_recorded(obs.unsqueeze(0))
+        return *self._sample(*self._mean_log_std(out)), record
+
+    @staticmethod
+    def _sample(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         noise = torch.randn_like(mean)
         pre_tanh = mean + noise * log_std.exp()
         action = torch.tanh(pre_tanh)
@@ -150,5 +173,23 @@ class TwinCritic(nn.Module):
                                 members=2)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, action], dim=-1).unsqueeze(0).expand(2, -1, -1, -1)
-        return self.net(x).squeeze(-1)
+        return self.net(self._input(obs, action)).squeeze(-1)
+
+    def forward_recorded(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ForwardRecord]:
+        """`forward`, plus the record of the network's forward for the multi-task backward."""
+        q, record = self.net.forward_recorded(self._input(obs, action))
+        return q.squeeze(-1), record
+
+    @staticmethod
+    def _input(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([obs, action], dim=-1).unsqueeze(0).expand(2, -1, -1, -1)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Within the block, forwards through `module` build no gradient path to its parameters."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)

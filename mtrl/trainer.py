@@ -20,26 +20,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.mtsac import MTSAC
 from mtrl.checkpoint import load_latest, restore_into, save_checkpoint
 from mtrl.collector import CollectorError
+from mtrl.combiners import make_combiner
 from mtrl.config import Config, save_config, to_dict
 from mtrl.envs import MT10, NUM_TASKS, STATE_DIM
+from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
 from mtrl.replay import MultiTaskReplay
-
-
-class RunError(RuntimeError):
-    """A run that cannot start as asked; the message is one line meant for the user."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"device '{name}' was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
+from mtrl.runtime import eval_episodes, resolve_device
+from mtrl.sac import MTSAC
 
 
 def resident_mib() -> float:
@@ -49,10 +40,6 @@ def resident_mib() -> float:
     except (OSError, IndexError, ValueError):
         return float("nan")
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def eval_episodes(cfg: Config, env: MT10) -> int:
-    return cfg.env.eval_episodes or env.protocol.eval_episodes
 
 
 class Trainer:
@@ -68,8 +55,7 @@ class Trainer:
         self.per_task_batch = cfg.sac.batch_size // k
         if self.per_task_batch == 0:
             raise RunError(f"sac.batch_size must be at least the number of tasks ({k}), got {cfg.sac.batch_size}")
-        subbatches = {"ntkmtl": cfg.methods.ntkmtl.subbatches, "ntkmtl_sr": cfg.methods.ntkmtl_sr.subbatches}
-        n = subbatches.get(cfg.method, 1)
+        n = make_combiner(cfg.method, k, cfg.method_options()).subbatches
         if self.per_task_batch % n:
             raise RunError(f"methods.{cfg.method}.subbatches={n} must divide the per-task batch "
                            f"(sac.batch_size / {k} = {self.per_task_batch})")

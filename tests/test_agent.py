@@ -7,6 +7,7 @@ import torch
 from agents.mtsac import MTSAC
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config
+from mtrl.mtl_backward import multitask_backward
 from mtrl.replay import MultiTaskReplay
 
 K, STATE, ACT = 10, 39, 4
@@ -57,9 +58,9 @@ def test_heads_get_only_their_own_task_gradient():
     """With equal weighting, zeroing task 3's critic loss leaves task 3's critic head without gradient."""
     torch.manual_seed(0)
     agent, batch = _small_agent(), _batch()
-    q = agent.critic(batch.obs, batch.action)
+    q, record = agent.critic.forward_recorded(batch.obs, batch.action)
     losses = q.pow(2).mean(dim=-1).sum(dim=0) * torch.tensor([1.0] * 3 + [0.0] + [1.0] * 6)
-    agent.critic_combiner.backward(losses, agent.critic.net)
+    multitask_backward(losses, agent.critic.net, record, agent.critic_combiner)
     head_grad = agent.critic.net.task_parameters()[0].grad
     assert head_grad[:, 3].abs().max() == 0 and head_grad[:, 4].abs().max() > 0
 
@@ -114,7 +115,8 @@ def test_a_restored_agent_continues_with_the_same_numbers(method):
 
 
 def test_the_run_stops_after_too_many_non_finite_updates_in_a_row(tmp_path):
-    from mtrl.trainer import RunError, Trainer
+    from mtrl.errors import RunError
+    from mtrl.trainer import Trainer
 
     agent, batch = _small_agent(), _batch()
     batch.reward[:] = float("nan")

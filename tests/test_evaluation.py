@@ -1,7 +1,7 @@
 """The evaluator checked against reference policies: scripted experts succeed, random actions do not."""
 
-from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
 from mtrl.envs import TASK_NAMES
+from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
 
 
 def test_scripted_experts_score_high(official_env):

@@ -1,6 +1,6 @@
 """The supervised imbalance demonstration: NTKMTL and NTKMTL-SR rescue the task that equal weighting starves."""
 
-from mtrl.imbalance import final_loss, run
+from mtrl.apps.imbalance import final_loss, run
 
 SEED = 2  # the seed the README's figure shows; the README's table gives every seed 0-5
 

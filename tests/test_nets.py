@@ -63,3 +63,26 @@ def test_tanh_gaussian_log_prob_matches_torch_distributions():
     base = torch.distributions.Normal(mean, log_std.exp())
     dist = torch.distributions.TransformedDistribution(base, [torch.distributions.TanhTransform()])
     torch.testing.assert_close(log_prob, dist.log_prob(action).sum(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_a_training_forward_leaves_nothing_on_the_modules():
+    """The record of a forward is returned to the caller; no module keeps activations as attributes."""
+    torch.manual_seed(0)
+    critic = TwinCritic(IN, 4, K, hidden_dim=16, hidden_layers=2, head_layers=1)
+    q, record = critic.forward_recorded(torch.randn(K, B, IN), torch.randn(K, B, 4))
+    q.sum().backward()
+    assert record.representation.shape == (2, K, B, 16) and len(record.taps) == 2
+    for module in critic.modules():
+        assert not [name for name, value in vars(module).items() if isinstance(value, torch.Tensor)]
+
+
+def test_frozen_builds_no_gradient_path_to_the_weights():
+    from mtrl.nets import frozen
+
+    critic = TwinCritic(IN, 4, K, hidden_dim=16, hidden_layers=2, head_layers=1)
+    action = torch.randn(K, B, 4, requires_grad=True)
+    with frozen(critic):
+        q = critic(torch.randn(K, B, IN), action)
+    assert all(p.requires_grad for p in critic.parameters())  # restored after the block
+    q.sum().backward()
+    assert action.grad is not None and all(p.grad is None for p in critic.parameters())

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mtrl.apps.sweep import load_sweep, run_state
 from mtrl.checkpoint import list_checkpoints
 from mtrl.config import ConfigError
-from mtrl.sweep import load_sweep, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["device=cpu", "train.steps=300", "train.warmup_steps=100", "train.eval_every=100",

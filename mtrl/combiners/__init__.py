@@ -1,4 +1,5 @@
-"""Registry of gradient combiners, selected by name with `--method`.
+"""Registry of gradient combiners, selected by name with `--method`. A method with options has its options
+dataclass beside it (`Options`); the config's `methods.<name>` sections are those dataclasses.
 
 | name          | what it does to the shared encoder's gradient                                  |
 |---------------|---------------------------------------------------------------------------------|
@@ -15,10 +16,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mtrl.combiners.aligned_mtl import AlignedMTL
-from mtrl.combiners.base import Combiner, GradientCombiner
+from mtrl.combiners.base import (
+    Combiner,
+    EqualWeighting,
+    GramWeighting,
+    KernelWeighting,
+    LossWeighting,
+    RepresentationWeighting,
+)
 from mtrl.combiners.cagrad import CAGrad
-from mtrl.combiners.equal import EqualWeighting
 from mtrl.combiners.fairgrad import FairGrad
 from mtrl.combiners.famo import FAMO
 from mtrl.combiners.nashmtl import NashMTL
@@ -32,18 +41,17 @@ COMBINERS: dict[str, type[Combiner]] = {
 }
 
 
-def make_combiner(name: str, num_tasks: int, methods=None, role: str = "critic") -> Combiner:
-    """Build combiner `name` for `num_tasks` tasks with its options from `methods` (a MethodsConfig);
-    `role` ("actor" or "critic") says which loss it will combine."""
-    from mtrl.config import MethodsConfig
-
+def make_combiner(name: str, num_tasks: int, options: Any = None, role: str = "critic") -> Combiner:
+    """Build combiner `name` for `num_tasks` tasks, with its options dataclass (None: the papers' defaults),
+    for the loss of `role` ("actor" or "critic"). A method whose rule does not apply to that loss (FAMO's needs
+    positive losses) leaves it equally weighted."""
     if name not in COMBINERS:
         raise ValueError(f"unknown method '{name}'; accepted: {', '.join(sorted(COMBINERS))}")
-    methods = methods or MethodsConfig()
-    options = dict(vars(getattr(methods, name))) if hasattr(methods, name) else {}  # section named as the method
-    if name == FAMO.name:  # FAMO's rule needs positive losses, so it must know which loss it combines
-        options["role"] = role
-    return COMBINERS[name](num_tasks, **options)
+    cls = COMBINERS[name]
+    if role not in cls.roles:
+        return EqualWeighting(num_tasks)
+    return cls(num_tasks, options) if cls.Options else cls(num_tasks)
 
 
-__all__ = ["COMBINERS", "Combiner", "GradientCombiner", "make_combiner"]
+__all__ = ["COMBINERS", "Combiner", "EqualWeighting", "GramWeighting", "KernelWeighting",
+           "LossWeighting", "RepresentationWeighting", "make_combiner"]

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from mtrl.combiners.base import GradientCombiner
+from mtrl.combiners.base import GramWeighting, Stats
 
 
-class AlignedMTL(GradientCombiner):
+class AlignedMTL(GramWeighting):
     name = "aligned_mtl"
 
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = grads[:, 0]
-        gram = (g @ g.T).double()
+    def weigh(self, gram_in: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        gram = gram_in.double()
         eigenvalues, basis = torch.linalg.eigh(gram)
         tolerance = eigenvalues[-1].clamp_min(0) * gram.shape[0] * torch.finfo(torch.float32).eps
         kept = eigenvalues > tolerance
@@ -26,4 +25,4 @@ class AlignedMTL(GradientCombiner):
         smallest = torch.where(kept, eigenvalues, torch.inf).amin()
         smallest = torch.where(kept.any(), smallest, 0.0)
         align = smallest.sqrt() * (basis * inv_sqrt) @ basis.T
-        return align.sum(dim=0).to(grads.dtype), {}
+        return align.sum(dim=0).to(gram_in.dtype), {}

@@ -1,123 +1,110 @@
-"""The combiner contract: per-task losses in, gradients on the network's parameters out.
+"""The combiner contract: a combiner decides only the task weights `w [K]` of the shared parameters' update.
 
-A combiner owns one decision, how the tasks' gradients are merged on the *shared* parameters. Task heads
-always receive their own task's plain gradient: a head only sees its own task's rows, so the gradient of
-`sum_i l_i` on head i is exactly `dl_i/dhead_i`. Method-specific state lives in the combiner and in its
-`state_dict`. Per-task statistics come back as `[K]` tensors that stay on the device, so a combiner never
-synchronises with the host.
+Everything else, the backward passes and writing `.grad`, is `mtrl.mtl_backward`'s job: task heads always get
+their own task's plain gradient, and the shared parameters get `sum_i w_i g_i` by the cheapest route the
+method allows. What a method weighs from is its kind, one abstract class each (the split of TorchJD's
+`Weighting`: a small rule from one well-defined input to weights):
 
-Most methods are *gradient combiners*: from the per-task gradient matrix `G [K, P]` on the shared parameters
-they choose task weights `w [K]` and step along `d = w @ G`. They subclass `GradientCombiner` and implement
-`weigh`; their pure rule `aggregate(G) -> d` (the aggregator convention of TorchJD) comes with it.
+| kind                       | `weigh` receives                                                | methods            |
+|----------------------------|-----------------------------------------------------------------|--------------------|
+| `EqualWeighting`           | nothing: `w = 1`                                                | mtsac              |
+| `LossWeighting`            | the per-task losses `[K]`                                       | famo               |
+| `RepresentationWeighting`  | the gradient of `sum_i l_i` at the shared representation z      | ntkmtl_sr          |
+| `KernelWeighting`          | each task's kernel `J_i J_i^T [K, n, n]` on the shared parameters | ntkmtl           |
+| `GramWeighting`            | the Gram matrix `G G^T [K, K]` of the task gradients            | pcgrad, cagrad, nashmtl, fairgrad, aligned_mtl |
+
+`weigh` returns the weights and extra `[K]` statistics for logging; everything stays on the device. A rule
+that carries something from one update to the next (a warm start, FAMO's logits, Nash-MTL's cached weights)
+keeps it in `self.state`, a dict that `state_dict` returns and `load_state_dict` restores; every other rule
+is a pure function of its input.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
-from mtrl.task_grads import batched_task_grads, grouped_task_grads, supports_grouping, write_flat_grad
-
-
-class MultiTaskNet(Protocol):
-    """What a combiner may use of a network: its shared and task-specific parameters, and the shared
-    representation z `[M, K, b, d]` of its last training forward."""
-
-    representation: torch.Tensor | None
-
-    def shared_parameters(self) -> list[nn.Parameter]: ...
-
-    def task_parameters(self) -> list[nn.Parameter]: ...
+Stats = dict[str, torch.Tensor]
 
 
 class Combiner(ABC):
-    """Base class: subclasses implement `backward`, which fills `.grad` of the network's parameters."""
+    """Base class of every method: a name, the per-task sub-batches it reads, and its state."""
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    Options: ClassVar[type | None] = None  # the dataclass of the method's options, if it has any
+    roles: ClassVar[tuple[str, ...]] = ("actor", "critic")  # the losses the rule applies to
+    subbatches: int = 1  # rows n of each task's Jacobian (sub-batches of its rows) the rule looks at
 
     def __init__(self, num_tasks: int):
         self.num_tasks = num_tasks
+        self.state: dict[str, Any] = {}
+
+    def cached_weights(self) -> torch.Tensor | None:
+        """Called once per update before anything is computed: weights to use again for this update, or
+        None to compute fresh ones. Only rules that refresh their weights now and then return any."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != set(self.state):
+            raise ValueError(f"combiner '{self.name}' keeps state {sorted(self.state)}, got {sorted(state)}")
+        self.state.update(state)
+
+
+class EqualWeighting(Combiner):
+    """Equal weighting (MTSAC): `w = 1`, the gradient of the plain sum of task losses."""
+
+    name = "mtsac"
+
+    @staticmethod
+    def aggregate(grads: torch.Tensor) -> torch.Tensor:
+        """Per-task gradient matrix `G [K, P]` -> combined direction `[P]`."""
+        return grads.sum(dim=0)
+
+
+class LossWeighting(Combiner):
+    """Weights from the per-task losses alone: no per-task gradients are formed."""
 
     @abstractmethod
-    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
-        """Accumulate gradients of `task_losses [K]` into `net`'s parameters; return `[K]` statistics,
-        at least the per-task "weight"."""
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Stateless combiners accept only an empty state."""
-        if state:
-            raise ValueError(f"combiner '{self.name}' keeps no state, got keys {sorted(state)}")
+    def weigh(self, losses: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """Per-task losses `[K]` (detached) -> weights `[K]` and statistics."""
 
 
-def plain_backward(task_losses: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Equal weighting: the gradient of the plain sum of task losses."""
-    task_losses.sum().backward()
-    return {"weight": torch.ones_like(task_losses.detach())}
-
-
-def head_backward(task_losses: torch.Tensor, net: MultiTaskNet) -> torch.Tensor:
-    """Backward through the task heads only: the heads' `.grad` get their own task's plain gradient, and the
-    gradient of `sum_i l_i` at the shared representation z (`[M, K, b, d]`) is returned, to be sent on
-    through the encoder, weighted per task, with `z.backward(...)`."""
-    z = net.representation
-    heads = net.task_parameters()
-    grad_z, *head_grads = torch.autograd.grad(task_losses.sum(), [z, *heads])
-    for param, grad in zip(heads, head_grads):
-        param.grad = grad if param.grad is None else param.grad + grad
-    return grad_z
-
-
-def weighted_backward(task_losses: torch.Tensor, net: MultiTaskNet, weights: torch.Tensor) -> None:
-    """The shared parameters get the gradient of `sum_i w_i l_i`, the heads that of `sum_i l_i`, for the cost
-    of one backward pass."""
-    if not net.shared_parameters():
-        task_losses.sum().backward()
-    elif not net.task_parameters():
-        (weights * task_losses).sum().backward()
-    else:
-        grad_z = head_backward(task_losses, net)
-        net.representation.backward(grad_z * weights.view(1, -1, 1, 1))
-
-
-class GradientCombiner(Combiner):
-    """A method that weighs tasks from their gradients on the shared parameters."""
-
-    subbatches: int = 1  # rows of each task's Jacobian that `weigh` receives
+class RepresentationWeighting(Combiner):
+    """Weights from the gradient at the shared representation: one backward pass in all."""
 
     @abstractmethod
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-(task, sub-batch) gradients `[K, n, P]` -> task weights `w [K]` and extra statistics."""
+    def weigh(self, grad_z: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """`dL/dz [M, K, b, d]` of `L = sum_i l_i` -> weights `[K]` and statistics."""
+
+
+class KernelWeighting(Combiner):
+    """Weights from each task's own kernel on the shared parameters (no cross-task products)."""
+
+    @abstractmethod
+    def weigh(self, kernels: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """`J_i J_i^T [K, n, n]`, row u of `J_i` the gradient of task i's loss on its sub-batch u ->
+        weights `[K]` and statistics."""
 
     def aggregate(self, grads: torch.Tensor) -> torch.Tensor:
-        """The pure rule: per-task gradient matrix `G [K, P]` -> combined direction `[P]`."""
-        weights, _ = self.weigh(grads.unsqueeze(1))
+        """The pure rule on a per-task gradient matrix `G [K, P]` (n = 1) -> combined direction `[P]`."""
+        jacobians = grads.unsqueeze(1)
+        weights, _ = self.weigh(jacobians @ jacobians.transpose(1, 2))
         return weights @ grads
 
-    @torch.no_grad()
-    def _direction(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        weights, stats = self.weigh(grads)
-        task_grads = grads.squeeze(1) if grads.shape[1] == 1 else grads.mean(dim=1)
-        return weights @ task_grads, {"weight": weights, **stats}
 
-    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
-        shared = net.shared_parameters()
-        if not shared:  # one network per task: nothing to combine
-            return plain_backward(task_losses)
-        if supports_grouping(net):
-            grads = grouped_task_grads(task_losses, net, self.subbatches)  # also fills the heads' .grad
-        else:
-            if self.subbatches != 1:
-                raise ValueError(f"'{self.name}' with sub-batches needs a MultiTaskMLP encoder")
-            grads = batched_task_grads(task_losses, shared)
-            heads = net.task_parameters()
-            for param, grad in zip(heads, torch.autograd.grad(task_losses.sum(), heads) if heads else []):
-                param.grad = grad
-        direction, stats = self._direction(grads)
-        write_flat_grad(shared, direction)
-        return stats
+class GramWeighting(Combiner):
+    """Weights from the Gram matrix of the task gradients on the shared parameters."""
+
+    @abstractmethod
+    def weigh(self, gram: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """`G G^T [K, K]` -> weights `[K]` (the direction is `w @ G`) and statistics."""
+
+    def aggregate(self, grads: torch.Tensor) -> torch.Tensor:
+        """The pure rule on a per-task gradient matrix `G [K, P]` -> combined direction `[P]`."""
+        weights, _ = self.weigh(grads @ grads.T)
+        return weights @ grads

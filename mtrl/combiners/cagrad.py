@@ -12,10 +12,24 @@ optimum as the gradients drift.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mtrl.combiners.base import GradientCombiner
+from mtrl.combiners.base import GramWeighting, Stats
+from mtrl.combiners.options import require_non_negative, require_positive
 from mtrl.combiners.solvers import normalised_gram, simplex_projected_gradient
+
+
+@dataclass
+class CAGradOptions:
+    c: float = 0.5  # radius of the ball around the mean gradient, relative to its norm
+    iterations: int = 20  # projected-gradient steps of the weight solver from uniform weights (the first update)
+    warm_iterations: int = 5  # steps from the previous update's solution (every later update)
+
+    def validate(self) -> None:
+        require_positive("cagrad", self, "iterations", "warm_iterations")
+        require_non_negative("cagrad", self, "c")
 
 
 def cagrad_objective(w: torch.Tensor, gram: torch.Tensor, c: float) -> torch.Tensor:
@@ -25,38 +39,35 @@ def cagrad_objective(w: torch.Tensor, gram: torch.Tensor, c: float) -> torch.Ten
     return w @ gram @ mean + c * g0_norm * (w @ gram @ w).clamp_min(0).sqrt()
 
 
-class CAGrad(GradientCombiner):
+class CAGrad(GramWeighting):
+    """Stateful: `state["previous"]` holds the last solution on the simplex, the next solve's start."""
+
     name = "cagrad"
+    Options = CAGradOptions
 
-    def __init__(self, num_tasks: int, c: float = 0.5, iterations: int = 20, warm_iterations: int = 5):
+    def __init__(self, num_tasks: int, options: CAGradOptions | None = None):
         super().__init__(num_tasks)
-        self.c, self.iterations, self.warm_iterations = c, iterations, warm_iterations
-        self.previous: torch.Tensor | None = None  # last solution: tasks' gradients change slowly, so start there
+        self.options = options or CAGradOptions()
+        self.state = {"previous": None}  # tasks' gradients change slowly, so the next solve starts there
 
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = grads[:, 0]
-        k = g.shape[0]
-        gram, _ = normalised_gram(g @ g.T)
-        mean = torch.full((k,), 1.0 / k, device=g.device, dtype=g.dtype)
+    def weigh(self, gram: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        c, previous = self.options.c, self.state["previous"]
+        k = gram.shape[0]
+        gram, _ = normalised_gram(gram)
+        mean = torch.full((k,), 1.0 / k, device=gram.device, dtype=gram.dtype)
         g0_norm = (mean @ gram @ mean).clamp_min(0).sqrt()
-        tiny = torch.finfo(g.dtype).eps
+        tiny = torch.finfo(gram.dtype).eps
 
         def objective_grad(w: torch.Tensor) -> torch.Tensor:
             gw_norm = (w @ gram @ w).clamp_min(tiny).sqrt()
-            return gram @ mean + self.c * g0_norm * (gram @ w) / gw_norm
+            return gram @ mean + c * g0_norm * (gram @ w) / gw_norm
 
-        start, iterations = mean, self.iterations
-        if self.previous is not None and self.previous.shape == (k,):  # unless the last solve went bad
-            start = torch.where(torch.isfinite(self.previous).all(), self.previous.to(g.dtype), mean)
-            iterations = self.warm_iterations
+        start, iterations = mean, self.options.iterations
+        if previous is not None and previous.shape == (k,):  # unless the last solve went bad
+            start = torch.where(torch.isfinite(previous).all(), previous.to(gram.dtype), mean)
+            iterations = self.options.warm_iterations
         w = simplex_projected_gradient(objective_grad, start, iterations)
-        self.previous = w
+        self.state["previous"] = w
         gw_norm = (w @ gram @ w).clamp_min(0).sqrt()
-        lam = self.c * g0_norm / (gw_norm + tiny)
-        return (mean + lam * w) / (1 + self.c**2), {}
-
-    def state_dict(self) -> dict:
-        return {"previous": self.previous}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.previous = state["previous"]
+        lam = c * g0_norm / (gw_norm + tiny)
+        return (mean + lam * w) / (1 + c**2), {}

@@ -8,29 +8,41 @@ afterwards (Newton converges quadratically from a nearby start).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mtrl.combiners.base import GradientCombiner
+from mtrl.combiners.base import GramWeighting, Stats
+from mtrl.combiners.options import require_positive
 from mtrl.combiners.solvers import alpha_fair_weights
 
 
-class FairGrad(GradientCombiner):
+@dataclass
+class FairGradOptions:
+    alpha: float = 2.0  # alpha-fairness; alpha = 1 is the Nash bargaining solution
+    iterations: int = 20  # damped Newton steps of the weight solver from its closed-form start (first update)
+    warm_iterations: int = 4  # Newton steps from the previous update's solution (every later update)
+
+    def validate(self) -> None:
+        require_positive("fairgrad", self, "alpha", "iterations", "warm_iterations")
+
+
+class FairGrad(GramWeighting):
+    """Stateful: `state["previous"]` holds the last solution (in the solver's normalised units), the next
+    solve's start."""
+
     name = "fairgrad"
+    Options = FairGradOptions
 
-    def __init__(self, num_tasks: int, alpha: float = 2.0, iterations: int = 20, warm_iterations: int = 4):
+    def __init__(self, num_tasks: int, options: FairGradOptions | None = None):
         super().__init__(num_tasks)
-        self.alpha, self.iterations, self.warm_iterations = alpha, iterations, warm_iterations
-        self.previous: torch.Tensor | None = None  # last solution, in the solver's normalised units
+        self.options = options or FairGradOptions()
+        self.state = {"previous": None}
 
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = grads[:, 0]
-        warm = self.previous is not None and self.previous.shape == (g.shape[0],)
-        weights, self.previous = alpha_fair_weights(g @ g.T, self.alpha, self.warm_iterations if warm else
-                                                    self.iterations, start=self.previous if warm else None)
+    def weigh(self, gram: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        options, previous = self.options, self.state["previous"]
+        warm = previous is not None and previous.shape == (gram.shape[0],)
+        weights, self.state["previous"] = alpha_fair_weights(
+            gram, options.alpha, options.warm_iterations if warm else options.iterations,
+            start=previous if warm else None)
         return weights, {}
-
-    def state_dict(self) -> dict:
-        return {"previous": self.previous}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.previous = state["previous"]

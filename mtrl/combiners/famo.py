@@ -14,58 +14,73 @@ negative) keeps equal weighting.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mtrl.combiners.base import Combiner, MultiTaskNet, plain_backward, weighted_backward
+from mtrl.combiners.base import LossWeighting, Stats
+from mtrl.combiners.options import require_non_negative, require_positive
 
 _EPS = 1e-8
 
 
-class FAMO(Combiner):
+@dataclass
+class FAMOOptions:
+    lr: float = 0.025  # step size of the task logits
+    decay: float = 1e-3  # weight decay of the task logits
+
+    def validate(self) -> None:
+        require_positive("famo", self, "lr")
+        require_non_negative("famo", self, "decay")
+
+
+class FAMO(LossWeighting):
+    """Stateful: `state` holds the task logits, their Adam optimizer and the previous update's losses."""
+
     name = "famo"
+    Options = FAMOOptions
+    roles = ("critic",)  # the rule needs positive losses: the actor's are left equally weighted
 
-    def __init__(self, num_tasks: int, lr: float = 0.025, decay: float = 1e-3, role: str = "critic"):
+    def __init__(self, num_tasks: int, options: FAMOOptions | None = None):
         super().__init__(num_tasks)
-        self.lr, self.decay, self.active = lr, decay, role == "critic"
-        self.logits = torch.zeros(num_tasks, requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.logits], lr=lr, weight_decay=decay)
-        self.previous_losses: torch.Tensor | None = None
+        self.options = options or FAMOOptions()
+        self.state = self._fresh_state(torch.device("cpu"))
 
-    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
-        if not self.active:
-            return plain_backward(task_losses)
-        self._to(task_losses.device)
-        losses = task_losses.detach().clamp_min(0) + _EPS
-        if self.previous_losses is not None:
-            decrease = self.previous_losses.log() - losses.log()
+    def _fresh_state(self, device: torch.device) -> dict:
+        logits = torch.zeros(self.num_tasks, device=device, requires_grad=True)
+        optimizer = torch.optim.Adam([logits], lr=self.options.lr, weight_decay=self.options.decay)
+        return {"logits": logits, "optimizer": optimizer, "previous_losses": None}
+
+    def weigh(self, losses: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        if self.state["logits"].device != losses.device:
+            saved = self.state_dict()
+            self.state = self._fresh_state(losses.device)
+            self.load_state_dict(saved)
+        losses = losses.clamp_min(0) + _EPS
+        previous = self.state["previous_losses"]
+        if previous is not None:
+            decrease = previous.log() - losses.log()
             self._update_logits(torch.nan_to_num(decrease, nan=0.0, posinf=0.0, neginf=0.0))
-        self.previous_losses = losses
+        self.state["previous_losses"] = losses
         with torch.no_grad():
-            z = torch.softmax(self.logits, dim=0)
+            z = torch.softmax(self.state["logits"], dim=0)
             weights = z / losses / (z / losses).sum()
-        weighted_backward(task_losses, net, weights)
-        return {"weight": weights, "logit": self.logits.detach().clone()}
+        return weights, {"logit": self.state["logits"].detach().clone()}
 
     def _update_logits(self, delta: torch.Tensor) -> None:
+        logits = self.state["logits"]
         with torch.enable_grad():
-            z = torch.softmax(self.logits, dim=0)
-            (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=delta)
-        self.logits.grad = grad
-        self.optimizer.step()
-
-    def _to(self, device: torch.device) -> None:
-        if self.logits.device != device:
-            state = self.state_dict()
-            self.logits = torch.zeros(self.num_tasks, device=device, requires_grad=True)
-            self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.decay)
-            self.load_state_dict(state)
+            z = torch.softmax(logits, dim=0)
+            (grad,) = torch.autograd.grad(z, logits, grad_outputs=delta)
+        logits.grad = grad
+        self.state["optimizer"].step()
 
     def state_dict(self) -> dict:
-        return {"logits": self.logits.detach().clone(), "optimizer": self.optimizer.state_dict(),
-                "previous_losses": self.previous_losses}
+        return {"logits": self.state["logits"].detach().clone(), "optimizer": self.state["optimizer"].state_dict(),
+                "previous_losses": self.state["previous_losses"]}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
-            self.logits.copy_(state["logits"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.previous_losses = state["previous_losses"]
+            self.state["logits"].copy_(state["logits"])
+        self.state["optimizer"].load_state_dict(state["optimizer"])
+        self.state["previous_losses"] = state["previous_losses"]

@@ -7,38 +7,42 @@ weights make the update one weighted backward pass, with no per-task gradients a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mtrl.combiners.base import GradientCombiner, MultiTaskNet, weighted_backward
+from mtrl.combiners.base import GramWeighting, Stats
+from mtrl.combiners.options import require_positive
 from mtrl.combiners.solvers import alpha_fair_weights
 
 
-class NashMTL(GradientCombiner):
+@dataclass
+class NashMTLOptions:
+    update_every: int = 1  # recompute the weights every this many updates, reuse them in between
+    iterations: int = 20  # Newton steps of the bargaining solver
+
+    def validate(self) -> None:
+        require_positive("nashmtl", self, "update_every", "iterations")
+
+
+class NashMTL(GramWeighting):
+    """Stateful: `state` counts the updates and caches the last weights for the updates in between."""
+
     name = "nashmtl"
+    Options = NashMTLOptions
 
-    def __init__(self, num_tasks: int, update_every: int = 1, iterations: int = 20):
+    def __init__(self, num_tasks: int, options: NashMTLOptions | None = None):
         super().__init__(num_tasks)
-        self.update_every, self.iterations = update_every, iterations
-        self.updates = 0
-        self.cached_weights: torch.Tensor | None = None
+        self.options = options or NashMTLOptions()
+        self.state = {"updates": 0, "cached_weights": None}
 
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = grads[:, 0]
-        return alpha_fair_weights(g @ g.T, 1.0, self.iterations)[0], {}
+    def cached_weights(self) -> torch.Tensor | None:
+        cached, updates = self.state["cached_weights"], self.state["updates"]
+        self.state["updates"] = updates + 1
+        refresh = cached is None or updates % self.options.update_every == 0
+        return None if refresh else cached
 
-    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
-        refresh = self.cached_weights is None or self.updates % self.update_every == 0
-        self.updates += 1
-        if refresh:
-            stats = super().backward(task_losses, net)
-            self.cached_weights = stats["weight"].detach()
-            return stats
-        weights = self.cached_weights.to(task_losses.device)
-        weighted_backward(task_losses, net, weights)
-        return {"weight": weights}
-
-    def state_dict(self) -> dict:
-        return {"updates": self.updates, "cached_weights": self.cached_weights}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.updates, self.cached_weights = state["updates"], state["cached_weights"]
+    def weigh(self, gram: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        weights = alpha_fair_weights(gram, 1.0, self.options.iterations)[0]
+        self.state["cached_weights"] = weights.detach()
+        return weights, {}

@@ -10,10 +10,23 @@ eigenvalues give weight 1, the same as equal weighting.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from mtrl.combiners.base import GradientCombiner, MultiTaskNet
-from mtrl.task_grads import layer_task_grads, shared_output_grads, supports_grouping
+from mtrl.combiners.base import KernelWeighting, Stats
+from mtrl.combiners.options import require_non_negative, require_positive
+
+
+@dataclass
+class NTKMTLOptions:
+    p: float = 0.5  # weights (mean_j lambda_j / lambda_i) ** p; 0.5 equalises the largest NTK eigenvalues
+    subbatches: int = 1  # n: rows of each task's Jacobian (n = 1: lambda_i = ||g_i||^2)
+    eps: float = 1e-12  # relative floor on lambda_i, so a task with no gradient gets a finite weight
+
+    def validate(self) -> None:
+        require_positive("ntkmtl", self, "subbatches", "eps")
+        require_non_negative("ntkmtl", self, "p")
 
 
 def ntk_weights(lambdas: torch.Tensor, p: float, eps: float) -> torch.Tensor:
@@ -23,37 +36,22 @@ def ntk_weights(lambdas: torch.Tensor, p: float, eps: float) -> torch.Tensor:
     return ((lambdas.mean() + floor) / (lambdas + floor)).pow(p)
 
 
-def largest_eigenvalues(jacobians: torch.Tensor) -> torch.Tensor:
-    """`J [K, n, P]` -> largest eigenvalue of each `J_i J_i^T` (n x n), as `[K]`."""
-    if jacobians.shape[1] == 1:
-        return jacobians.squeeze(1).pow(2).sum(dim=-1)
-    kernels = jacobians @ jacobians.transpose(1, 2)
+def largest_eigenvalues(kernels: torch.Tensor) -> torch.Tensor:
+    """`[K, n, n]` symmetric kernels -> the largest eigenvalue of each, `[K]`."""
+    if kernels.shape[1] == 1:
+        return kernels[:, 0, 0]
     return torch.linalg.eigvalsh(kernels)[:, -1]
 
 
-class NTKMTL(GradientCombiner):
+class NTKMTL(KernelWeighting):
     name = "ntkmtl"
+    Options = NTKMTLOptions
 
-    def __init__(self, num_tasks: int, p: float = 0.5, subbatches: int = 1, eps: float = 1e-12):
+    def __init__(self, num_tasks: int, options: NTKMTLOptions | None = None):
         super().__init__(num_tasks)
-        self.p, self.subbatches, self.eps = p, subbatches, eps
+        self.options = options or NTKMTLOptions()
+        self.subbatches = self.options.subbatches
 
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        lambdas = largest_eigenvalues(grads)
-        return ntk_weights(lambdas, self.p, self.eps), {"lambda": lambdas}
-
-    def backward(self, task_losses: torch.Tensor, net: MultiTaskNet) -> dict[str, torch.Tensor]:
-        """With n = 1 only squared norms are needed, layer by layer: the full `[K, P]` matrix is never
-        assembled, and each layer's weighted sum goes straight into its parameters' `.grad`."""
-        if self.subbatches != 1 or not net.shared_parameters() or not supports_grouping(net):
-            return super().backward(task_losses, net)
-        per_layer = [(layer, layer_task_grads(layer, grad_out))
-                     for layer, grad_out in shared_output_grads(task_losses, net)]
-        with torch.no_grad():
-            lambdas = sum(torch.linalg.vector_norm(block.squeeze(1), dim=-1).square()
-                          for _, blocks in per_layer for block in blocks)
-            weights = ntk_weights(lambdas, self.p, self.eps)
-            for layer, (weight_grads, bias_grads) in per_layer:
-                layer.weight.grad = (weights @ weight_grads.squeeze(1)).view_as(layer.weight)
-                layer.bias.grad = (weights @ bias_grads.squeeze(1)).view_as(layer.bias)
-        return {"weight": weights, "lambda": lambdas}
+    def weigh(self, kernels: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        lambdas = largest_eigenvalues(kernels)
+        return ntk_weights(lambdas, self.options.p, self.options.eps), {"lambda": lambdas}

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import torch
 
-from mtrl.combiners.base import GradientCombiner
+from mtrl.combiners.base import GramWeighting, Stats
 
 
-class PCGrad(GradientCombiner):
+class PCGrad(GramWeighting):
     name = "pcgrad"
 
-    def weigh(self, grads: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        g = grads[:, 0]
-        k = g.shape[0]
-        gram = g @ g.T
-        coeffs = torch.eye(k, device=g.device, dtype=g.dtype)  # row i: g_i' in the basis of the g_j
-        rows = torch.arange(k, device=g.device)
-        partners = torch.rand(k, k, device=g.device).argsort(dim=1)  # row i: task i's random visiting order
+    def weigh(self, gram: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        k = gram.shape[0]
+        coeffs = torch.eye(k, device=gram.device, dtype=gram.dtype)  # row i: g_i' in the basis of the g_j
+        rows = torch.arange(k, device=gram.device)
+        partners = torch.rand(k, k, device=gram.device).argsort(dim=1)  # row i: task i's random visiting order
         for t in range(k):
             j = partners[:, t]
             dots = (coeffs @ gram)[rows, j]  # g_i' . g_j
             conflict = (dots < 0) & (j != rows)
-            step = torch.where(conflict, dots / gram[j, j].clamp_min(torch.finfo(g.dtype).tiny), 0.0)
+            step = torch.where(conflict, dots / gram[j, j].clamp_min(torch.finfo(gram.dtype).tiny), 0.0)
             coeffs[rows, j] -= step
         return coeffs.sum(dim=0), {}

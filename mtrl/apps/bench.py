@@ -1,0 +1,371 @@
+"""Benchmarks, measured side by side in one process; writes BENCHMARKS.md.
+
+    python -m mtrl.bench                    # everything, on this machine's default device
+    python -m mtrl.bench --only update --repeats 15
+
+- update: every method's full SAC update (critic, actor, temperature) on the same batch, for the paper's
+  network size and for the CPU preset, interleaved round-robin so that drifts of the machine hit every method
+  alike; medians over repeats, as a ratio to `mtsac`.
+- baseline (with --baseline REF): every method's update cost on this tree against the code of git commit
+  REF, in alternating subprocesses, as a ratio to REF's.
+- collection: env-steps/s of each task's env alone (their combination is the one-core limit) and of
+  Gymnasium's sync and async vector envs.
+- end-to-end: where the training loop's wall clock goes at the CPU preset, and peak memory.
+- memory: replay buffer bytes per transition.
+- soak (with --soak-run): resident memory over a long training run, from its TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtrl.cli import run_main
+from mtrl.combiners import COMBINERS
+from mtrl.config import load_config
+from mtrl.envs import NUM_TASKS, PROTOCOLS, STATE_DIM
+from mtrl.replay import MultiTaskReplay
+from mtrl.sac import MTSAC
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: mtrl/apps/bench.py -> ../../
+PRESETS = {"paper (3x400, batch 1280)": ROOT / "configs/mt10.yaml",
+           "cpu preset (2x256, batch 640)": ROOT / "configs/mt10_cpu.yaml"}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _filled_replay(device: torch.device, transitions: int = 2000) -> MultiTaskReplay:
+    rng = np.random.default_rng(0)
+    replay = MultiTaskReplay(NUM_TASKS, transitions, STATE_DIM, 4, device)
+    for _ in range(transitions):
+        obs = rng.normal(size=(NUM_TASKS, STATE_DIM)).astype(np.float32)
+        replay.add(obs, rng.uniform(-1, 1, (NUM_TASKS, 4)), rng.normal(size=NUM_TASKS), obs,
+                   np.zeros(NUM_TASKS, bool), np.zeros(NUM_TASKS, bool))
+    return replay
+
+
+def update_costs(config_path: Path, device: torch.device, repeats: int, updates: int) -> dict[str, float]:
+    """Median seconds per update for every method on one fixed batch."""
+    agents = {}
+    for method in COMBINERS:
+        cfg = load_config(config_path, method=method)
+        torch.manual_seed(0)
+        agents[method] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
+    batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
+    for agent in agents.values():  # warm-up: allocator, lazy init, first-call overheads
+        for _ in range(3):
+            agent.update(batch)
+    samples: dict[str, list[float]] = {m: [] for m in agents}
+    for _ in range(repeats):
+        for method, agent in agents.items():
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(updates):
+                agent.update(batch)
+            _sync(device)
+            samples[method].append((time.perf_counter() - start) / updates)
+    return {m: statistics.median(s) for m, s in samples.items()}
+
+
+TARGETS = {"mtsac": 1.0, "ntkmtl_sr": 1.10, "famo": 1.10, "ntkmtl": 1.30, "pcgrad": 1.5, "cagrad": 1.5,
+           "fairgrad": 1.5, "aligned_mtl": 1.5, "nashmtl": 2.0}
+
+
+def update_section(device: torch.device, repeats: int, updates: int) -> list[str]:
+    lines = ["## Update cost per method", "",
+             "One full SAC update (critic + actor + temperature) on the same batch, every method interleaved "
+             f"round-robin, median of {repeats} repeats of {updates} updates each; ratio to `mtsac`.", ""]
+    header = "| method | target |"
+    rows: dict[str, str] = {m: f"| `{m}` | <= {TARGETS[m]:.2f}x |" for m in COMBINERS}
+    for name, path in PRESETS.items():
+        costs = update_costs(path, device, repeats, updates)
+        header += f" {name}: ms | ratio |"
+        for method, seconds in costs.items():
+            ratio = seconds / costs["mtsac"]
+            verdict = "" if ratio <= TARGETS[method] + 1e-9 else " (missed)"
+            rows[method] += f" {seconds * 1e3:.2f} | {ratio:.2f}x{verdict} |"
+        print(f"{name}: " + ", ".join(f"{m} {costs[m] / costs['mtsac']:.2f}x" for m in costs))
+    lines += [header, "|" + "---|" * (header.count("|") - 1)] + list(rows.values())
+    return lines + [""]
+
+
+# Run in a tree's own interpreter: that tree's update costs as JSON, {preset: {method: seconds}}.
+_COSTS_OF_A_TREE = """
+import json, sys, torch
+try:
+    from mtrl.apps.bench import PRESETS, update_costs
+except ImportError:  # commits from before the applications moved into mtrl/apps
+    from mtrl.bench import PRESETS, update_costs
+device, threads, repeats, updates = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if threads:
+    torch.set_num_threads(threads)
+print(json.dumps({name: update_costs(path, torch.device(device), repeats, updates) for name, path in PRESETS.items()}))
+"""
+
+
+def baseline_section(ref: str, device: torch.device, rounds: int, repeats: int, updates: int,
+                     threads: int) -> list[str]:
+    """Each method's update cost on this tree against commit `ref`'s code: the two trees are measured in
+    alternating subprocesses, `rounds` times each, so that drifts of the machine hit both alike."""
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline_tree = Path(scratch) / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(baseline_tree), commit], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            samples: dict[str, list[dict]] = {"baseline": [], "this tree": []}
+            for round_ in range(rounds):
+                for label, tree in (("baseline", baseline_tree), ("this tree", ROOT)):
+                    out = subprocess.run([sys.executable, "-c", _COSTS_OF_A_TREE, device.type, str(threads),
+                                          str(repeats), str(updates)], cwd=tree, check=True, capture_output=True,
+                                         text=True, env={**os.environ, "PYTHONPATH": str(tree)}).stdout
+                    samples[label].append(json.loads(out.strip().splitlines()[-1]))
+                print(f"baseline round {round_ + 1}/{rounds} done")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline_tree)], cwd=ROOT, check=False,
+                           capture_output=True)
+    lines = ["## Update cost against a baseline commit", "",
+             f"Every method's full SAC update on this tree against the code of commit {commit}, each tree in its "
+             f"own process, alternating, {rounds} rounds of {repeats} repeats of {updates} updates; medians over "
+             "rounds of each round's median.", ""]
+    header = "| method |"
+    rows = {m: f"| `{m}` |" for m in samples["baseline"][0][next(iter(PRESETS))]}
+    for preset in PRESETS:
+        header += f" {preset}: {commit} ms | this tree ms | ratio |"
+        for method in rows:
+            old = statistics.median(r[preset][method] for r in samples["baseline"])
+            new = statistics.median(r[preset][method] for r in samples["this tree"])
+            rows[method] += f" {old * 1e3:.2f} | {new * 1e3:.2f} | {new / old:.3f}x |"
+    lines += [header, "|" + "---|" * (header.count("|") - 1)] + list(rows.values())
+    print("\n".join(lines))
+    return lines + [""]
+
+
+def replay_section() -> list[str]:
+    cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"])
+    per_task = cfg.train.buffer_capacity // NUM_TASKS
+    episode = PROTOCOLS[cfg.env.protocol].max_episode_steps
+    per_transition = MultiTaskReplay(NUM_TASKS, per_task, STATE_DIM, 4, min_episode_length=episode,
+                                     ).bytes_per_transition()
+    raw = 4 * (STATE_DIM + 4 + 1) + 1  # float32 observation, action, reward; a one-byte terminal flag
+    ratio = per_transition / raw
+    return ["## Replay memory", "",
+            f"{per_transition:.1f} bytes per transition at the CPU preset ({cfg.env.protocol}: {episode}-step "
+            f"episodes), against {raw} raw bytes of the stored fields (float32 observation, action and reward, a "
+            f"one-byte terminal flag): **{ratio:.2f}x**, {_verdict(ratio <= 1.1)} the 1.10x target. Each observation is stored "
+            f"once; the rest is a 4-byte pointer per slot to the episode-end table, which holds one final "
+            f"observation per episode. The CPU preset's buffer of {cfg.train.buffer_capacity:,} transitions takes "
+            f"{per_transition * cfg.train.buffer_capacity / 2**20:.0f} MiB.", ""]
+
+
+def _steps_per_second(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return n / (time.perf_counter() - start)
+
+
+def collection_section(steps: int, repeats: int = 5) -> list[str]:
+    """Env-steps/s: each task's own env alone, the ten as Gymnasium sync and async vector envs, and the
+    project's collector on one and two worker processes; contenders interleaved, medians of `repeats`."""
+    from mtrl.envs import MT10, TASK_NAMES, task_env_fns
+
+    # one sequence of random actions for every contender: how much an env step costs depends on the contacts
+    # the arm makes, so all must drive the arms the same way
+    chunk = max(1, steps // repeats)
+    sequence = np.random.default_rng(0).uniform(-1, 1, (chunk * repeats, NUM_TASKS, 4)).astype(np.float32)
+    singles = [make_env() for make_env in task_env_fns(PROTOCOLS["mt10-fixed"], seed=0)]  # MT10's own envs
+    contenders = {  # id: (label, MT10 options)
+        "sync": ("Gymnasium sync vector env (`env.vector=sync`)", {"vector": "sync"}),
+        "async": ("Gymnasium async vector env (`env.vector=async`)", {"vector": "async"}),
+        "1 worker": ("project collector, 1 worker process (`env.vector=workers env.workers=1`)",
+                     {"vector": "workers", "workers": 1}),
+        "2 workers": ("project collector, 2 worker processes (`env.vector=workers`)",
+                      {"vector": "workers", "workers": 2}),
+    }
+    vectors = {key: MT10("mt10-fixed", seed=0, **options) for key, (_, options) in contenders.items()}
+    for env in [*singles, *vectors.values()]:
+        env.reset()
+
+    def step_single(env, action) -> None:
+        *_, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+
+    single_rates: dict[str, list[float]] = {t: [] for t in TASK_NAMES}
+    vector_rates: dict[str, list[float]] = {key: [] for key in contenders}
+    for r in range(repeats):
+        actions = sequence[r * chunk: (r + 1) * chunk]
+        for i, (task, env) in enumerate(zip(TASK_NAMES, singles)):
+            rows = iter(actions[:, i])
+            single_rates[task].append(_steps_per_second(lambda: step_single(env, next(rows)), chunk))
+        for key, env in vectors.items():
+            rows = iter(actions)
+            vector_rates[key].append(NUM_TASKS * _steps_per_second(lambda: env.step(next(rows)), chunk))
+    for env in [*singles, *vectors.values()]:
+        env.close()
+    rates = {t: statistics.median(v) for t, v in single_rates.items()}
+    medians = {key: statistics.median(v) for key, v in vector_rates.items()}
+    one_core = NUM_TASKS / sum(1 / r for r in rates.values())  # all ten stepped in turn on one core
+    sync, one_worker, two_workers = medians["sync"], medians["1 worker"], medians["2 workers"]
+    lines = ["## Environment collection", "",
+             f"Env-steps per second, every collector driving the arms with the same random actions: {repeats} "
+             f"repeats of {chunk} steps (of all ten tasks for the vector envs), contenders interleaved, medians.", "",
+             "| collector | env-steps/s | ratio to one-core limit | ratio to Gymnasium sync |", "|---|---|---|---|"]
+    lines.append(f"| one-core limit: each of the ten tasks' own envs stepped alone | {one_core:.0f} | 1.00x | "
+                 f"{one_core / sync:.2f}x |")
+    for key, rate in medians.items():
+        lines.append(f"| {contenders[key][0]} | {rate:.0f} | {rate / one_core:.2f}x | {rate / sync:.2f}x |")
+    lines += ["", f"Targets: the collector on one worker reaches {one_worker / one_core:.2f}x of the one-core limit "
+              f"({_verdict(one_worker / one_core >= 0.85)} >= 0.85x); on two workers {two_workers / sync:.2f}x "
+              f"Gymnasium sync ({_verdict(two_workers / sync >= 1.5)} >= 1.5x).", "",
+              "Each task alone: " + ", ".join(f"{t} {r:.0f}" for t, r in rates.items()) + " steps/s.", ""]
+    return lines
+
+
+def _verdict(met: bool) -> str:
+    return "meets" if met else "MISSES"
+
+
+def _timed_run(steps: int, vector: str) -> tuple[dict[str, float], float]:
+    """Seconds of env stepping, update and total of a short CPU-preset run, and its peak resident MiB."""
+    import resource
+    import tempfile
+
+    from mtrl.trainer import Trainer
+
+    overrides = [f"train.steps={steps}", "train.warmup_steps=200", f"train.eval_every={steps}",
+                 f"train.checkpoint_every={steps}", f"env.vector={vector}"]
+    cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"], overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp) / "run")
+        trainer.evaluate()  # builds the evaluation env outside the measured loop
+        trainer.train()
+    return trainer.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def end_to_end_section(steps: int) -> list[str]:
+    """Where the training loop's time goes at the CPU preset, in steady state (after the first evaluation
+    env is built), with Gymnasium's sync vector env and with the project's collector, and the process's peak
+    resident memory."""
+    lines = ["## Training loop end to end", "",
+             f"CPU preset, {steps} steps (updates from step 200; one evaluation and one checkpoint, as the preset "
+             f"does every 3,000 and 10,000 steps), wall clock of the loop:", "",
+             "| collector | env stepping | SAC update | everything else (acting, replay, logging, evaluation, "
+             "checkpoint) | total | steps/s |", "|---|---|---|---|---|---|"]
+    peak = 0.0
+    for vector in ("sync", "workers"):
+        seconds, peak = _timed_run(steps, vector)
+        total = seconds["total"]
+        other = total - seconds["env"] - seconds["update"]
+        lines.append(f"| `env.vector={vector}` | {seconds['env']:.1f} s ({seconds['env'] / total:.0%}) | "
+                     f"{seconds['update']:.1f} s ({seconds['update'] / total:.0%}) | {other:.1f} s "
+                     f"({other / total:.0%}, {_verdict(other / total < 0.10)} < 10%) | {total:.1f} s | "
+                     f"{steps / total:.1f} |")
+    return lines + ["", f"Peak resident memory of the benchmark process: {peak:.0f} MiB.", ""]
+
+
+def soak_section(run_dir: Path) -> list[str]:
+    """Resident memory over a long run, from the `perf/resident_mib` curve its TensorBoard events hold. The
+    replay buffer is allocated and zeroed when the run starts, so a flat curve means nothing grows."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    points = events.Scalars("perf/resident_mib")
+    start = points[0].wall_time
+    rows = points[:: max(1, len(points) // 12)]
+    rows += [] if rows[-1] is points[-1] else [points[-1]]
+    lines = ["## Memory over a long run", "",
+             f"Resident memory (`perf/resident_mib`, logged by `train.py`) of the CPU-preset run in `{run_dir}`, read "
+             "from its TensorBoard events. The replay buffer is preallocated and zeroed at the start, so it is "
+             "resident from the first step; any growth would be a leak.", "",
+             "| minutes | step | resident MiB |", "|---|---|---|"]
+    lines += [f"| {(p.wall_time - start) / 60:.1f} | {p.step} | {p.value:.0f} |" for p in rows]
+    settled = [p.value for p in points[len(points) // 10:]]
+    lines += ["", f"After the first tenth of the run, resident memory stays within {min(settled):.0f}-"
+                  f"{max(settled):.0f} MiB over {(points[-1].wall_time - start) / 60:.0f} minutes and "
+                  f"{points[-1].step:,} steps.", ""]
+    return lines
+
+
+SECTIONS = ("update", "collection", "end-to-end", "memory", "soak", "baseline")
+
+
+def _read_sections(path: Path) -> dict[str, list[str]]:
+    """The `## ` sections of an existing BENCHMARKS.md, so that a partial run replaces only its own."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.startswith("## "):
+            current = line
+            sections[current] = []
+        if current is not None:
+            sections[current].append(line)
+    return sections
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Measure update cost and memory; write BENCHMARKS.md.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--env-steps", type=int, default=3000, help="env steps per collection measurement")
+    parser.add_argument("--loop-steps", type=int, default=3000, help="training steps of the end-to-end run")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--soak-run", type=Path, help="a finished long run, for the soak section")
+    parser.add_argument("--baseline", metavar="REF", help="git commit whose update cost this tree's is compared "
+                                                          "with (section 'baseline')")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two trees for --baseline")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    sections = args.only or [s for s in SECTIONS if (s != "soak" or args.soak_run) and (s != "baseline" or
+                                                                                          args.baseline)]
+    if "soak" in sections and not args.soak_run:
+        parser.error("--only soak needs --soak-run RUN_DIR (a long run of train.py)")
+    if "baseline" in sections and not args.baseline:
+        parser.error("--only baseline needs --baseline REF (a git commit to compare with)")
+    command = " ".join(["python -m mtrl.bench", *sys.argv[1:]])
+    provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
+                  f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "
+                  f"{torch.__version__}, Python {platform.python_version()}.")
+    builders = {"update": lambda: update_section(device, args.repeats, args.updates),
+                "collection": lambda: collection_section(args.env_steps),
+                "end-to-end": lambda: end_to_end_section(args.loop_steps),
+                "memory": replay_section,
+                "soak": lambda: soak_section(args.soak_run),
+                "baseline": lambda: baseline_section(args.baseline, device, args.rounds, args.repeats, args.updates,
+                                                     args.threads)}
+    existing = _read_sections(args.out)
+    for section in sections:
+        heading, *body = builders[section]()
+        existing[heading] = [heading, "", provenance, "", *body[1:]]
+    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it.", ""]
+    for block in existing.values():
+        lines += block
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,199 @@
+"""Grids of runs (methods x seeds x config overrides) as Ray tasks, then one results table for the grid.
+
+    python -m mtrl.sweep configs/sweeps/mt10_cpu.yaml                 # a local Ray instance on this machine
+    python -m mtrl.sweep configs/sweeps/mt10.yaml --address auto      # an existing Ray cluster
+
+Every run gets its own directory `<out>/<method>_s<seed>[_<key>=<value>...]`, so the sweep can be run again at
+any time: finished runs are skipped, runs with a checkpoint are resumed from it (also when Ray retries a task
+whose worker died), the rest start. When all are done, the table, learning curves and heatmap of
+`mtrl.results` are written to `<out>`. Ray is an optional extra: `pip install -e ".[sweep]"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtrl.checkpoint import list_checkpoints
+from mtrl.cli import ArgumentParser, run_main
+from mtrl.config import load_config
+from mtrl.errors import ConfigError, RunError
+
+SWEEP_KEYS = {"config", "methods", "seeds", "grid", "overrides", "resources", "out"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: which method and seed, and the overrides that make it differ from the base."""
+
+    name: str
+    method: str
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class Sweep:
+    config: Path
+    methods: list[str]
+    seeds: list[int]
+    out: Path
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def runs(self) -> list[RunSpec]:
+        """Every combination of method, seed and grid values, in a stable order."""
+        keys = sorted(self.grid)
+        specs = []
+        for method, seed, *values in itertools.product(self.methods, self.seeds, *(self.grid[k] for k in keys)):
+            grid_overrides = tuple(f"{k}={v}" for k, v in zip(keys, values))
+            name = "_".join([f"{method}_s{seed}", *grid_overrides])
+            specs.append(RunSpec(name, method, seed, (*self.overrides, *grid_overrides)))
+        return specs
+
+
+def load_sweep(path: Path) -> Sweep:
+    """Read and check a sweep file; every run's config is built once here, so a bad key fails before Ray starts."""
+    if not path.is_file():
+        raise ConfigError(f"sweep file '{path}' does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"sweep file '{path}' must hold a mapping")
+    unknown = set(data) - SWEEP_KEYS
+    if unknown:
+        raise ConfigError(f"sweep file '{path}' has unknown key(s) {sorted(unknown)}; accepted: {sorted(SWEEP_KEYS)}")
+    for key in ("config", "methods", "seeds", "out"):
+        if key not in data:
+            raise ConfigError(f"sweep file '{path}' needs '{key}'")
+    if not data["methods"] or not data["seeds"]:
+        raise ConfigError(f"sweep file '{path}': 'methods' and 'seeds' must be non-empty lists")
+    resources = data.get("resources") or {}
+    if set(resources) - {"cpus", "gpus"}:
+        raise ConfigError(f"sweep file '{path}': resources accepts cpus and gpus, got {sorted(resources)}")
+    grid = data.get("grid") or {}
+    if not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"sweep file '{path}': every grid entry must be a non-empty list of values")
+    # absolute paths: Ray workers on other machines or directories read the same files
+    sweep = Sweep(config=Path(data["config"]).resolve(), methods=list(data["methods"]),
+                  seeds=[int(s) for s in data["seeds"]], out=Path(data["out"]).resolve(), grid=grid, overrides=list(data.get("overrides") or []),
+                  cpus=float(resources.get("cpus", 1)), gpus=float(resources.get("gpus", 0)))
+    if sweep.cpus <= 0 or sweep.gpus < 0:
+        raise ConfigError(f"sweep file '{path}': resources need cpus > 0 and gpus >= 0")
+    for spec in sweep.runs():
+        run_config(sweep, spec)
+    return sweep
+
+
+def run_config(sweep: Sweep, spec: RunSpec):
+    """The config of one run: the base file, the run's method and seed, one torch thread per requested CPU,
+    then the sweep's and the grid's overrides."""
+    threads = [f"train.threads={max(1, int(sweep.cpus))}"]
+    return load_config(sweep.config, [*threads, *spec.overrides], method=spec.method, seed=spec.seed)
+
+
+def run_state(run_dir: Path, steps: int) -> str:
+    """'finished' (a checkpoint of the last step exists), 'resumable' (an earlier checkpoint does) or 'new'."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return "new"
+    return "finished" if checkpoints[-1].name == f"step_{steps:09d}.pt" else "resumable"
+
+
+def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
+    """Train (or resume) one run to its end; runs inside a Ray worker, its output going to `train.log`."""
+    from mtrl.trainer import Trainer
+
+    run_dir = sweep.out / spec.name
+    cfg = run_config(sweep, spec)
+    state = run_state(run_dir, cfg.train.steps)
+    if state == "finished":
+        return {"name": spec.name, "state": "skipped"}
+    if state == "new" and run_dir.exists():  # no checkpoint: nothing in it is worth keeping
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        trainer = Trainer(cfg, run_dir, resume=state == "resumable")
+        result = trainer.train()
+    if result is None:
+        raise RunError(f"run {spec.name} was stopped by {trainer.interrupted} at step {trainer.step}")
+    return {"name": spec.name, "state": "resumed" if state == "resumable" else "trained",
+            "success_mean": result.success_mean}
+
+
+def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries: int) -> list[str]:
+    """Run every unfinished run of the sweep on Ray; print progress; return the names of failed runs."""
+    import ray
+
+    specs = sweep.runs()
+    todo = [s for s in specs if run_state(sweep.out / s.name, run_config(sweep, s).train.steps) != "finished"]
+    print(f"sweep: {len(specs)} runs, {len(specs) - len(todo)} already finished, {len(todo)} to run -> {sweep.out}")
+    if not todo:
+        return []
+    ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus))
+    remote = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus, max_retries=max_retries)(train_run)
+    pending = {remote.remote(sweep, spec): spec for spec in todo}
+    done, failed = [], []
+    started = last_report = time.monotonic()
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=60)
+        for ref in ready:
+            spec = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+                done.append(spec.name)
+                print(f"  {spec.name}: {outcome['state']}, final success {outcome.get('success_mean', float('nan')):.2f}")
+            except Exception as error:  # a run that raised, or whose worker died more than max_retries times
+                failed.append(spec.name)
+                print(f"  {spec.name}: FAILED ({str(error).strip().splitlines()[-1]}); see {sweep.out / spec.name}/train.log")
+        if ready or time.monotonic() - last_report > 600:  # on every change, else every 10 minutes
+            running = min(len(pending), capacity)
+            print(f"[{(time.monotonic() - started) / 60:5.1f} min] done {len(done)}, running {running}, "
+                  f"queued {len(pending) - running}, failed {len(failed)}", flush=True)
+            last_report = time.monotonic()
+    ray.shutdown()
+    return failed
+
+
+def parse_args() -> argparse.Namespace:
+    parser = ArgumentParser(prog="python -m mtrl.sweep", description="Run a methods x seeds grid on Ray.")
+    parser.add_argument("sweep", type=Path, help="a sweep file, e.g. configs/sweeps/mt10_cpu.yaml")
+    parser.add_argument("--address", help="an existing Ray cluster ('auto' or host:port); default: a local one")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--max-retries", type=int, default=3, help="times a run is resumed after its worker dies")
+    parser.add_argument("--out", type=Path, help="override the sweep file's output directory")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    sweep = load_sweep(args.sweep)
+    if args.out:
+        sweep.out = args.out.resolve()
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ConfigError("sweeps need Ray: pip install -e \".[sweep]\"") from None
+    sweep.out.mkdir(parents=True, exist_ok=True)
+    failed = launch(sweep, args.address, args.num_cpus, args.max_retries)
+    from mtrl.results import write_report
+
+    written = write_report([sweep.out / s.name for s in sweep.runs() if s.name not in failed], sweep.out)
+    print("wrote " + ", ".join(str(p) for p in written))
+    if failed:
+        raise SystemExit(f"error: {len(failed)} run(s) failed: {', '.join(failed)}; run the sweep again to resume them")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,138 @@
+"""Multi-task soft actor-critic with a per-task temperature.
+
+The update follows the usual SAC recipe (twin critics with target copies, a reparameterised tanh-Gaussian
+actor, automatic entropy tuning), with every loss kept per task as a `[K]` vector. Each network's training
+forward returns a record of itself (the shared representation z and the shared layers' inputs and outputs);
+`multitask_backward` turns the per-task losses, that record and the method's combiner into `.grad` (heads:
+their own task's gradient; shared encoder: the combiner's weighted sum). The agent knows no method by name.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from mtrl.combiners import Combiner, make_combiner
+from mtrl.config import Config
+from mtrl.mtl_backward import multitask_backward
+from mtrl.nets import Actor, TwinCritic, frozen
+from mtrl.replay import Batch
+
+
+class MTSAC:
+    def __init__(self, cfg: Config, obs_dim: int, action_dim: int, num_tasks: int, device: torch.device):
+        self.cfg, self.device, self.num_tasks = cfg, device, num_tasks
+        net, sac = cfg.net, cfg.sac
+        self.actor = Actor(obs_dim, action_dim, num_tasks, net.hidden_dim, net.hidden_layers, net.head_layers,
+                           sac.log_std_min, sac.log_std_max).to(device)
+        self.critic = TwinCritic(obs_dim, action_dim, num_tasks, net.hidden_dim, net.hidden_layers,
+                                 net.head_layers).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.full((num_tasks,), float(np.log(sac.init_temperature)), device=device,
+                                    requires_grad=True)
+        # fused Adam is the fastest kernel and can skip a step on the device (`found_inf`), without a host sync
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=sac.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, fused=True)
+        # updates whose loss or gradient was not finite (their optimizer step is skipped), on the device
+        self.nonfinite_updates = torch.zeros((), device=device)
+        self.nonfinite_in_a_row = torch.zeros((), device=device)
+        self.actor_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.method_options(), role="actor")
+        self.critic_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.method_options(), role="critic")
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One SAC update on a `[K, b, ...]` batch. Returns per-task `[K]` metrics, still on the device."""
+        sac = self.cfg.sac
+        alpha = self.log_alpha.detach().exp()
+
+        # Critic: regress both Q-networks on the soft Bellman target; truncation bootstraps, termination not.
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(batch.next_obs)
+            next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values
+            soft_next_value = next_q - alpha[:, None] * next_log_prob
+            target_q = batch.reward + sac.gamma * (1.0 - batch.terminal) * soft_next_value
+        q, critic_record = self.critic.forward_recorded(batch.obs, batch.action)
+        critic_losses = (q - target_q).pow(2).mean(dim=-1).sum(dim=0)
+        critic_stats = multitask_backward(critic_losses, self.critic.net, critic_record, self.critic_combiner)
+        critic_bad = _guarded_step(self.critic_opt, critic_losses)
+
+        # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
+        action, log_prob, actor_record = self.actor.sample_recorded(batch.obs)
+        with frozen(self.critic):
+            q_pi = self.critic(batch.obs, action).min(dim=0).values
+        actor_losses = (alpha[:, None] * log_prob - q_pi).mean(dim=-1)
+        actor_stats = multitask_backward(actor_losses, self.actor.net, actor_record, self.actor_combiner)
+        actor_bad = _guarded_step(self.actor_opt, actor_losses)
+
+        # Temperatures: one per task, each driving its task's policy entropy towards the target.
+        entropy_gap = (log_prob.detach() + sac.target_entropy).mean(dim=-1)
+        alpha_losses = -self.log_alpha * entropy_gap
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_losses.sum().backward()
+        alpha_bad = _guarded_step(self.alpha_opt, alpha_losses)
+        bad = torch.maximum(torch.maximum(critic_bad, actor_bad), alpha_bad)
+        self.nonfinite_updates += bad
+        self.nonfinite_in_a_row = (self.nonfinite_in_a_row + 1) * bad
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
+
+        return {
+            "loss/critic": critic_losses.detach(),
+            "loss/actor": actor_losses.detach(),
+            "loss/temperature": alpha_losses.detach(),
+            "temperature": alpha,
+            "entropy": -log_prob.detach().mean(dim=-1),
+            "q": q.detach().mean(dim=(0, 2)),
+            "train/nonfinite_updates": self.nonfinite_updates.clone(),
+            **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
+            **{f"combiner/actor/{k}": v for k, v in actor_stats.items()},
+        }
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Actions for one observation per task: `obs [K, obs_dim]` -> `[K, act_dim]` in (-1, 1)."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
+        action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)[0]
+        return action.squeeze(1).cpu().numpy()
+
+    def state_dict(self) -> dict:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "nonfinite_updates": self.nonfinite_updates.clone(),
+            "actor_combiner": self.actor_combiner.state_dict(),
+            "critic_combiner": self.critic_combiner.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.nonfinite_updates.copy_(state["nonfinite_updates"])
+        self.actor_combiner.load_state_dict(state["actor_combiner"])
+        self.critic_combiner.load_state_dict(state["critic_combiner"])
+
+
+def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor) -> torch.Tensor:
+    """Step `optimizer` unless a loss or a gradient is not finite; returns 1.0 if the step was skipped.
+    The check and the skip both happen on the device (fused Adam's `found_inf`), so nothing waits for it."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    finite = torch.isfinite(losses).all() & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+    optimizer.found_inf = (~finite).float()
+    optimizer.step()
+    return optimizer.found_inf
