@@ -40,11 +40,25 @@ class EnvConfig:
 
 @dataclass
 class NetConfig:
+    """The shape of one network, the actor's or the critic's."""
+
     hidden_dim: int = 400
     hidden_layers: int = 3
-    # Linear layers, counted from the output, that are task-specific. 1 = one output layer per task on a
-    # shared encoder; 0 = one fully shared network (classic MTSAC); hidden_layers + 1 = one network per task.
+    # Layers, counted from the output (the output layer included), that are task-specific. 1 = one output
+    # layer per task on a shared encoder; 0 = one fully shared network (classic MTSAC); hidden_layers + 1 = one
+    # network per task.
     head_layers: int = 1
+    layer_norm: bool = False  # LayerNorm after each hidden linear layer, before its ReLU
+    # hidden layers after the first are residual blocks x + LN(W2 ReLU(LN(W1 x))) (BRO, BRC); implies layer_norm
+    residual: bool = False
+
+
+@dataclass
+class NetsConfig:
+    """`net.actor` and `net.critic`; `net.<key>=<value>` (e.g. `net.hidden_dim=256`) sets a key for both."""
+
+    actor: NetConfig = field(default_factory=NetConfig)
+    critic: NetConfig = field(default_factory=NetConfig)
 
 
 @dataclass
@@ -59,12 +73,24 @@ class SACConfig:
     target_entropy: float = -4.0  # -|A| for Meta-World's 4-dim actions
     log_std_min: float = -20.0
     log_std_max: float = 2.0
+    # the critic: "mse" (a scalar Q-value, squared error) or "categorical" (a distribution over `bins` values
+    # evenly spaced on [v_min, v_max], cross-entropy to the projected soft Bellman target, as BRC)
+    critic_loss: str = "mse"
+    bins: int = 101
+    v_min: float = -10.0
+    v_max: float = 10.0
+    # divide each task's rewards by a running estimate of its return scale (BRC), so that its soft returns stay
+    # within about [-v_max, v_max] whatever the task's reward scale
+    normalise_rewards: bool = False
+    actor_grad_clip: float = 0.0  # scale the actor's gradient down to this global norm if it is larger; 0 = off
+    critic_grad_clip: float = 0.0  # the same for the critic
 
 
 @dataclass
 class TrainConfig:
     steps: int = 2_000_000  # one step = one transition in each of the tasks' envs + one update
     warmup_steps: int = 1500  # uniformly random actions and no updates before this step
+    updates_per_step: int = 1  # SAC updates after each environment step, each on a freshly sampled batch
     buffer_capacity: int = 1_000_000  # transitions over all tasks
     eval_every: int = 10_000
     checkpoint_every: int = 50_000
@@ -95,7 +121,7 @@ class Config:
     seed: int = 1
     device: str = "auto"  # "auto", "cpu" or "cuda" (also "cuda:N")
     env: EnvConfig = field(default_factory=EnvConfig)
-    net: NetConfig = field(default_factory=NetConfig)
+    net: NetsConfig = field(default_factory=NetsConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     methods: MethodsConfig = field(default_factory=MethodsConfig)
@@ -110,14 +136,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "env.protocol": ("mt10", "mt10-fixed"),
     "env.reward_version": ("v2", "v1"),
     "env.vector": ("sync", "async", "workers"),
+    "sac.critic_loss": ("mse", "categorical"),
 }
 POSITIVE = {
-    "net.hidden_dim", "net.hidden_layers", "sac.batch_size", "train.steps", "train.buffer_capacity", "env.workers",
+    "net.actor.hidden_dim", "net.actor.hidden_layers", "net.critic.hidden_dim", "net.critic.hidden_layers",
+    "sac.batch_size", "train.steps", "train.buffer_capacity", "env.workers",
     "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
     "train.max_nonfinite_in_a_row",
-    "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature",
+    "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature", "train.updates_per_step",
 }
-NON_NEGATIVE = {"net.head_layers", "train.warmup_steps", "env.eval_episodes", "train.threads", "seed"}
+NON_NEGATIVE = {"net.actor.head_layers", "net.critic.head_layers", "train.warmup_steps", "sac.actor_grad_clip",
+                "sac.critic_grad_clip", "env.eval_episodes", "train.threads", "seed"}
 UNIT_INTERVAL = {"sac.gamma", "sac.tau"}
 
 
@@ -162,6 +191,10 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 def _apply(target: Any, key: str, value: Any) -> None:
     """Set dotted `key` on the dataclass tree `target`, checking the key exists and the type fits."""
     obj, parts = target, key.split(".")
+    if isinstance(target, Config) and parts[0] == "net" and len(parts) == 2 and parts[1] in _field_types(NetConfig):
+        for role in ("actor", "critic"):  # `net.<key>`: the same shape for both networks
+            _apply(target, f"net.{role}.{parts[1]}", value)
+        return
     for depth, part in enumerate(parts):
         hints = _field_types(type(obj))
         prefix = ".".join(parts[:depth])
@@ -206,11 +239,14 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key '{key}' must be in [0, 1], got {flat[key]!r}")
     for options in vars(cfg.methods).values():
         options.validate()
-    if cfg.net.head_layers > cfg.net.hidden_layers + 1:
-        raise ConfigError(
-            f"config key 'net.head_layers' must be at most net.hidden_layers + 1 = {cfg.net.hidden_layers + 1}"
-            f", got {cfg.net.head_layers}"
-        )
+    for role, net in (("actor", cfg.net.actor), ("critic", cfg.net.critic)):
+        if net.head_layers > net.hidden_layers + 1:
+            raise ConfigError(f"config key 'net.{role}.head_layers' must be at most net.{role}.hidden_layers + 1 = "
+                              f"{net.hidden_layers + 1}, got {net.head_layers}")
+    if cfg.sac.bins < 2:
+        raise ConfigError(f"config key 'sac.bins' must be at least 2, got {cfg.sac.bins}")
+    if cfg.sac.v_min >= cfg.sac.v_max:
+        raise ConfigError("config key 'sac.v_min' must be below 'sac.v_max'")
     if cfg.sac.log_std_min >= cfg.sac.log_std_max:
         raise ConfigError("config key 'sac.log_std_min' must be below 'sac.log_std_max'")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):

@@ -23,18 +23,12 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from mtrl.combiners.base import (
-    Combiner,
-    EqualWeighting,
-    GramWeighting,
-    KernelWeighting,
-    LossWeighting,
-    RepresentationWeighting,
-    Stats,
-)
-from mtrl.nets import ForwardRecord, LayerTap, SharedLinear
+from mtrl.combiners.base import (Combiner, EqualWeighting, GramWeighting, KernelWeighting, LossWeighting,
+                                 RepresentationWeighting, Stats)
+from mtrl.nets import ForwardRecord, LayerTap, SharedLayerNorm, SharedLinear
 
 
 class MultiTaskNet(Protocol):
@@ -154,7 +148,7 @@ def _groupable(net: MultiTaskNet, record: ForwardRecord | None) -> bool:
     if record is None:
         return False
     tapped = {id(p) for tap in record.taps for p in tap.layer.parameters()}
-    return all(isinstance(tap.layer, SharedLinear) for tap in record.taps) and tapped == {
+    return all(isinstance(tap.layer, (SharedLinear, SharedLayerNorm)) for tap in record.taps) and tapped == {
         id(p) for p in net.shared_parameters()}
 
 
@@ -172,16 +166,21 @@ def shared_output_grads(losses: torch.Tensor, net: MultiTaskNet,
 @torch.no_grad()  # plain tensors: nothing here is differentiated again
 def layer_task_grads(tap: LayerTap, grad_out: torch.Tensor, subbatches: int = 1,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-(task, sub-batch) gradients of one shared linear layer: weight `[K, n, M * in * out]` (laid out as
-    the weight `[M, in, out]`) and bias `[K, n, M * out]`. Per-task losses must be means over their task's
-    rows, so that the loss on sub-batch u is `n` times the rows' share of it."""
+    """Per-(task, sub-batch) gradients of one shared layer's weight and bias, `[K, n, numel]` each, laid out
+    as the parameter. A linear layer's weight gradient is `x^T dy` over the rows, a layer norm's gain gradient
+    `sum x_hat * dy` (x_hat the normalised input); both biases get `sum dy`. Per-task losses must be means over
+    their task's rows, so that the loss on sub-batch u is `n` times the rows' share of it."""
     n = subbatches
     m, k, b, _ = tap.input.shape
-    x = tap.input.reshape(m, k, n, b // n, -1)
     g = grad_out.reshape(m, k, n, b // n, -1)
     if n > 1:
         g = g * n
-    weight = torch.einsum("mkurj,mkuro->kumjo", x, g)  # per (task, sub-batch) x^T dy
+    if isinstance(tap.layer, SharedLinear):
+        x = tap.input.reshape(m, k, n, b // n, -1)
+        weight = torch.einsum("mkurj,mkuro->kumjo", x, g)  # per (task, sub-batch) x^T dy
+    else:
+        x_hat = F.layer_norm(tap.input, tap.input.shape[-1:]).reshape(m, k, n, b // n, -1)
+        weight = (x_hat * g).sum(dim=3).permute(1, 2, 0, 3)  # [K, n, M, d]
     bias = g.sum(dim=3).permute(1, 2, 0, 3)  # [K, n, M, out]
     return weight.reshape(k, n, -1), bias.reshape(k, n, -1)
 

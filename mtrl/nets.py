@@ -25,44 +25,6 @@ def _xavier_(weight: torch.Tensor) -> None:
     nn.init.uniform_(weight, -bound, bound)
 
 
-class SharedLinear(nn.Module):
-    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`."""
-
-    def __init__(self, members: int, in_dim: int, out_dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
-        _xavier_(self.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m, k, b, _ = x.shape
-        return torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
-
-
-class TaskLinear(nn.Module):
-    """One affine map per (member, task): task k's rows see only weight `[m, k]`."""
-
-    def __init__(self, members: int, num_tasks: int, in_dim: int, out_dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(members, num_tasks, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.zeros(members, num_tasks, 1, out_dim))
-        _xavier_(self.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m, k, b, _ = x.shape
-        w, bias = self.weight.flatten(0, 1), self.bias.flatten(0, 1)
-        return torch.baddbmm(bias, x.reshape(m * k, b, -1), w).view(m, k, b, -1)
-
-
-def _stack(layers: list[nn.Module], relu_after_last: bool) -> nn.Sequential:
-    modules: list[nn.Module] = []
-    for i, layer in enumerate(layers):
-        modules.append(layer)
-        if i < len(layers) - 1 or relu_after_last:
-            modules.append(nn.ReLU())
-    return nn.Sequential(*modules)
-
-
 @dataclass
 class LayerTap:
     """A shared layer's input and output in one training forward: what its per-task gradients are made of."""
@@ -80,40 +42,131 @@ class ForwardRecord:
     taps: list[LayerTap]  # every shared layer with parameters, in forward order
 
 
-class MultiTaskMLP(nn.Module):
-    """An MLP of `hidden_layers` hidden layers whose last `head_layers` linear layers are task-specific.
+def _tapped(layer: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[LayerTap] | None) -> torch.Tensor:
+    """Add a shared layer's input and output to the record of a training forward, if one is being kept."""
+    if taps is not None:
+        taps.append(LayerTap(layer, x, y))
+    return y
 
+
+class SharedLinear(nn.Module):
+    """One affine map per ensemble member, shared by all tasks: `[M, K, b, in] -> [M, K, b, out]`."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
+        _xavier_(self.weight)
+
+    def forward(self, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+        m, k, b, _ = x.shape
+        y = torch.baddbmm(self.bias, x.reshape(m, k * b, -1), self.weight).view(m, k, b, -1)
+        return _tapped(self, x, y, taps)
+
+
+class TaskLinear(nn.Module):
+    """One affine map per (member, task): task k's rows see only weight `[m, k]`."""
+
+    def __init__(self, members: int, num_tasks: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, num_tasks, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(members, num_tasks, 1, out_dim))
+        _xavier_(self.weight)
+
+    def forward(self, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+        m, k, b, _ = x.shape
+        w, bias = self.weight.flatten(0, 1), self.bias.flatten(0, 1)
+        return torch.baddbmm(bias, x.reshape(m * k, b, -1), w).view(m, k, b, -1)
+
+
+class SharedLayerNorm(nn.Module):
+    """Layer normalisation of each row, with one gain and bias per ensemble member shared by all tasks."""
+
+    def __init__(self, members: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, 1, dim))
+
+    def forward(self, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+        y = torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+        return _tapped(self, x, y, taps)
+
+
+class TaskLayerNorm(nn.Module):
+    """Layer normalisation of each row, with one gain and bias per (member, task)."""
+
+    def __init__(self, members: int, num_tasks: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, num_tasks, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, num_tasks, 1, dim))
+
+    def forward(self, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+
+
+class ReLU(nn.Module):
+    """`F.relu`, taking (and ignoring) the taps like every layer here."""
+
+    def forward(self, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+        return F.relu(x)
+
+
+class ResidualBlock(nn.Module):
+    """`x + LN(Linear(ReLU(LN(Linear(x)))))`: the residual block of BRO's and BRC's critics (normalised after
+    each linear layer, nothing after the sum)."""
+
+    def __init__(self, factory: "_Factory", dim: int):
+        super().__init__()
+        self.linear1, self.norm1 = factory.linear(dim, dim), factory.norm(dim)
+        self.linear2, self.norm2 = factory.linear(dim, dim), factory.norm(dim)
+
+    def forward(self, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+        h = F.relu(self.norm1(self.linear1(x, taps), taps))
+        return x + self.norm2(self.linear2(h, taps), taps)
+
+
+class MultiTaskMLP(nn.Module):
+    """An MLP of `hidden_layers` hidden layers whose last `head_layers` layers (counted from the output, the
+    output layer included) are task-specific.
+
+    A hidden layer is `Linear -> ReLU`, with `layer_norm` `Linear -> LayerNorm -> ReLU`; with `residual`, the
+    first hidden layer is `Linear -> LayerNorm -> ReLU` and every further one a residual block
+    `x + LN(Linear(ReLU(LN(Linear(x)))))` (the BRO / BRC critic). Every layer acts on each row alone, so rows
+    of different tasks never interact and per-task gradients can be grouped from one backward pass.
     `encoder` maps inputs to the shared representation z; `heads` map z to outputs, task by task. With
     `head_layers == 0` the whole network is shared (z is the output); with `head_layers == hidden_layers + 1`
     every task has its own network (the encoder is empty and z is the input).
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int, head_layers: int,
-                 num_tasks: int, members: int = 1):
+                 num_tasks: int, members: int = 1, layer_norm: bool = False, residual: bool = False):
         super().__init__()
-        dims = [in_dim] + [hidden_dim] * hidden_layers + [out_dim]
-        num_linear = hidden_layers + 1
-        if not 0 <= head_layers <= num_linear:
-            raise ValueError(f"head_layers must be in [0, {num_linear}], got {head_layers}")
-        num_shared = num_linear - head_layers
-        shared = [SharedLinear(members, dims[i], dims[i + 1]) for i in range(num_shared)]
-        heads = [TaskLinear(members, num_tasks, dims[i], dims[i + 1]) for i in range(num_shared, num_linear)]
-        self.encoder = _stack(shared, relu_after_last=head_layers > 0)
-        self.heads = _stack(heads, relu_after_last=False)
+        num_layers = hidden_layers + 1
+        if not 0 <= head_layers <= num_layers:
+            raise ValueError(f"head_layers must be in [0, {num_layers}], got {head_layers}")
+        num_shared = num_layers - head_layers
+        layers: list[list[nn.Module]] = []
+        for i in range(num_layers):
+            factory = _Factory(members, num_tasks, task_specific=i >= num_shared)
+            if i == hidden_layers:
+                layers.append([factory.linear(hidden_dim if i else in_dim, out_dim)])
+            elif residual and i > 0:
+                layers.append([ResidualBlock(factory, hidden_dim)])
+            else:
+                norm = [factory.norm(hidden_dim)] if layer_norm or residual else []
+                layers.append([factory.linear(hidden_dim if i else in_dim, hidden_dim), *norm, ReLU()])
+        self.encoder = nn.Sequential(*[m for layer in layers[:num_shared] for m in layer])
+        self.heads = nn.Sequential(*[m for layer in layers[num_shared:] for m in layer])
         self.num_tasks, self.members = num_tasks, members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.heads(self.encoder(x))
+        return _run(self.heads, _run(self.encoder, x))
 
     def forward_recorded(self, x: torch.Tensor) -> tuple[torch.Tensor, ForwardRecord]:
         """The output, and the record of this forward that `mtrl.mtl_backward` turns into gradients."""
-        taps = []
-        for layer in self.encoder:
-            y = layer(x)
-            if isinstance(layer, SharedLinear):
-                taps.append(LayerTap(layer, x, y))
-            x = y
-        return self.heads(x), ForwardRecord(x, taps)
+        taps: list[LayerTap] = []
+        z = _run(self.encoder, x, taps)
+        return _run(self.heads, z), ForwardRecord(z, taps)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
@@ -122,13 +175,38 @@ class MultiTaskMLP(nn.Module):
         return list(self.heads.parameters())
 
 
+def _run(layers: nn.Sequential, x: torch.Tensor, taps: list[LayerTap] | None = None) -> torch.Tensor:
+    for layer in layers:
+        x = layer(x, taps)
+    return x
+
+
+class _Factory:
+    """Builds the layers at one depth of a network: shared by all tasks, or with parameters per task."""
+
+    def __init__(self, members: int, num_tasks: int, task_specific: bool):
+        self.members, self.num_tasks, self.task_specific = members, num_tasks, task_specific
+
+    def linear(self, in_dim: int, out_dim: int) -> nn.Module:
+        if self.task_specific:
+            return TaskLinear(self.members, self.num_tasks, in_dim, out_dim)
+        return SharedLinear(self.members, in_dim, out_dim)
+
+    def norm(self, dim: int) -> nn.Module:
+        if self.task_specific:
+            return TaskLayerNorm(self.members, self.num_tasks, dim)
+        return SharedLayerNorm(self.members, dim)
+
+
 class Actor(nn.Module):
     """Tanh-squashed Gaussian policy; the log-std is squashed into [log_std_min, log_std_max]."""
 
     def __init__(self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int, hidden_layers: int,
-                 head_layers: int, log_std_min: float = -20.0, log_std_max: float = 2.0):
+                 head_layers: int, log_std_min: float = -20.0, log_std_max: float = 2.0, layer_norm: bool = False,
+                 residual: bool = False):
         super().__init__()
-        self.net = MultiTaskMLP(obs_dim, 2 * action_dim, hidden_dim, hidden_layers, head_layers, num_tasks)
+        self.net = MultiTaskMLP(obs_dim, 2 * action_dim, hidden_dim, hidden_layers, head_layers, num_tasks,
+                                layer_norm=layer_norm, residual=residual)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,21 +242,21 @@ class Actor(nn.Module):
 
 
 class TwinCritic(nn.Module):
-    """Two Q-networks as one ensemble of two members: `Q(obs, action) -> [2, K, b]`."""
+    """Two critics as one ensemble of two members: `(obs, action) -> [2, K, b, outputs]`, the raw outputs
+    that `mtrl.q_values` reads as Q-values (1 output) or as a distribution over values (logits)."""
 
     def __init__(self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int, hidden_layers: int,
-                 head_layers: int):
+                 head_layers: int, outputs: int = 1, layer_norm: bool = False, residual: bool = False):
         super().__init__()
-        self.net = MultiTaskMLP(obs_dim + action_dim, 1, hidden_dim, hidden_layers, head_layers, num_tasks,
-                                members=2)
+        self.net = MultiTaskMLP(obs_dim + action_dim, outputs, hidden_dim, hidden_layers, head_layers, num_tasks,
+                                members=2, layer_norm=layer_norm, residual=residual)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(self._input(obs, action)).squeeze(-1)
+        return self.net(self._input(obs, action))
 
     def forward_recorded(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ForwardRecord]:
         """`forward`, plus the record of the network's forward for the multi-task backward."""
-        q, record = self.net.forward_recorded(self._input(obs, action))
-        return q.squeeze(-1), record
+        return self.net.forward_recorded(self._input(obs, action))
 
     @staticmethod
     def _input(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

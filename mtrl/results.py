@@ -67,11 +67,26 @@ def load_run(run_dir: Path) -> Run:
         raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet (evaluations.jsonl is empty)")
     cfg = from_dict(yaml.safe_load(config.read_text()))
     records = [json.loads(line) for line in log.read_text().splitlines() if line]
-    settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
+    settings = _merge_network_keys({k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING})
     last = records[-1]
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
                np.array([r["step"] for r in records]),
                np.array([np.mean(list(r["success"].values())) for r in records]))
+
+
+def _merge_network_keys(settings: dict) -> dict:
+    """`net.actor.X` and `net.critic.X` of equal value become one `net.X`, so labels stay short."""
+    merged = dict(settings)
+    for key in [k for k in settings if k.startswith("net.actor.")]:
+        name = key.removeprefix("net.actor.")
+        if settings.get(f"net.critic.{name}") == settings[key]:
+            merged[f"net.{name}"] = merged.pop(key)
+            del merged[f"net.critic.{name}"]
+    return merged
+
+
+def _critic_setting(settings: dict, name: str):
+    return settings.get(f"net.critic.{name}", settings.get(f"net.{name}"))
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -112,9 +127,10 @@ class Row:
         """Which published row this one corresponds to: equal weighting is MTSAC, multi-head SAC or one SAC
         per task depending on how much of the network is task-specific."""
         s = self.runs[0].settings
-        if self.method != "mtsac" or s["net.head_layers"] == 0:
+        head_layers = _critic_setting(s, "head_layers")
+        if self.method != "mtsac" or head_layers == 0:
             return self.method
-        return "stl" if s["net.head_layers"] == s["net.hidden_layers"] + 1 else "mtsac_heads"
+        return "stl" if head_layers == _critic_setting(s, "hidden_layers") + 1 else "mtsac_heads"
 
     def success(self) -> tuple[float, float]:
         return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])

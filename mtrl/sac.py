@@ -10,6 +10,7 @@ their own task's gradient; shared encoder: the combiner's weighted sum). The age
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -18,17 +19,19 @@ from mtrl.combiners import Combiner, make_combiner
 from mtrl.config import Config
 from mtrl.mtl_backward import multitask_backward
 from mtrl.nets import Actor, TwinCritic, frozen
+from mtrl.q_values import make_q_values
 from mtrl.replay import Batch
 
 
 class MTSAC:
     def __init__(self, cfg: Config, obs_dim: int, action_dim: int, num_tasks: int, device: torch.device):
         self.cfg, self.device, self.num_tasks = cfg, device, num_tasks
-        net, sac = cfg.net, cfg.sac
-        self.actor = Actor(obs_dim, action_dim, num_tasks, net.hidden_dim, net.hidden_layers, net.head_layers,
-                           sac.log_std_min, sac.log_std_max).to(device)
-        self.critic = TwinCritic(obs_dim, action_dim, num_tasks, net.hidden_dim, net.hidden_layers,
-                                 net.head_layers).to(device)
+        sac = cfg.sac
+        self.q_values = make_q_values(sac.critic_loss, sac.bins, sac.v_min, sac.v_max, device)
+        self.actor = Actor(obs_dim, action_dim, num_tasks, **asdict(cfg.net.actor), log_std_min=sac.log_std_min,
+                           log_std_max=sac.log_std_max).to(device)
+        self.critic = TwinCritic(obs_dim, action_dim, num_tasks, **asdict(cfg.net.critic),
+                                 outputs=self.q_values.outputs).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.full((num_tasks,), float(np.log(sac.init_temperature)), device=device,
                                     requires_grad=True)
@@ -49,24 +52,24 @@ class MTSAC:
         sac = self.cfg.sac
         alpha = self.log_alpha.detach().exp()
 
-        # Critic: regress both Q-networks on the soft Bellman target; truncation bootstraps, termination not.
+        # Critic: fit both members to the soft Bellman target; truncation bootstraps, termination does not.
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(batch.next_obs)
-            next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values
-            soft_next_value = next_q - alpha[:, None] * next_log_prob
-            target_q = batch.reward + sac.gamma * (1.0 - batch.terminal) * soft_next_value
-        q, critic_record = self.critic.forward_recorded(batch.obs, batch.action)
-        critic_losses = (q - target_q).pow(2).mean(dim=-1).sum(dim=0)
+            next_out = self.critic_target(batch.next_obs, next_action)
+            continuation = sac.gamma * (1.0 - batch.terminal)
+            target = self.q_values.target(next_out, batch.reward, continuation, alpha, next_log_prob)
+        out, critic_record = self.critic.forward_recorded(batch.obs, batch.action)
+        critic_losses = self.q_values.loss(out, target)
         critic_stats = multitask_backward(critic_losses, self.critic.net, critic_record, self.critic_combiner)
-        critic_bad = _guarded_step(self.critic_opt, critic_losses)
+        critic_bad = _guarded_step(self.critic_opt, critic_losses, sac.critic_grad_clip)
 
         # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
         action, log_prob, actor_record = self.actor.sample_recorded(batch.obs)
         with frozen(self.critic):
-            q_pi = self.critic(batch.obs, action).min(dim=0).values
+            q_pi = self.q_values.policy_value(self.critic(batch.obs, action))
         actor_losses = (alpha[:, None] * log_prob - q_pi).mean(dim=-1)
         actor_stats = multitask_backward(actor_losses, self.actor.net, actor_record, self.actor_combiner)
-        actor_bad = _guarded_step(self.actor_opt, actor_losses)
+        actor_bad = _guarded_step(self.actor_opt, actor_losses, sac.actor_grad_clip)
 
         # Temperatures: one per task, each driving its task's policy entropy towards the target.
         entropy_gap = (log_prob.detach() + sac.target_entropy).mean(dim=-1)
@@ -87,7 +90,7 @@ class MTSAC:
             "loss/temperature": alpha_losses.detach(),
             "temperature": alpha,
             "entropy": -log_prob.detach().mean(dim=-1),
-            "q": q.detach().mean(dim=(0, 2)),
+            "q": self.q_values.values(out.detach()).mean(dim=(0, 2)),
             "train/nonfinite_updates": self.nonfinite_updates.clone(),
             **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
             **{f"combiner/actor/{k}": v for k, v in actor_stats.items()},
@@ -128,11 +131,16 @@ class MTSAC:
         self.critic_combiner.load_state_dict(state["critic_combiner"])
 
 
-def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor) -> torch.Tensor:
-    """Step `optimizer` unless a loss or a gradient is not finite; returns 1.0 if the step was skipped.
-    The check and the skip both happen on the device (fused Adam's `found_inf`), so nothing waits for it."""
+def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor:
+    """Step `optimizer` unless a loss or a gradient is not finite; returns 1.0 if the step was skipped. With
+    `max_grad_norm > 0` the gradients are first scaled down to that global norm if they exceed it. The check,
+    the clipping and the skip all happen on the device (fused Adam's `found_inf`), so nothing waits for them."""
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    finite = torch.isfinite(losses).all() & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+    norms = torch.stack(torch._foreach_norm(grads))
+    finite = torch.isfinite(losses).all() & torch.isfinite(norms).all()
+    if max_grad_norm > 0:
+        scale = (max_grad_norm / (torch.linalg.vector_norm(norms) + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(grads, scale)
     optimizer.found_inf = (~finite).float()
     optimizer.step()
     return optimizer.found_inf

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ from mtrl.envs import MT10, NUM_TASKS, STATE_DIM
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
-from mtrl.replay import MultiTaskReplay
+from mtrl.replay import Batch, MultiTaskReplay
+from mtrl.reward_scale import RewardNormaliser
 from mtrl.runtime import eval_episodes, resolve_device
 from mtrl.sac import MTSAC
 
@@ -66,6 +68,8 @@ class Trainer:
         # training episodes end only at the time limit, which sizes the replay's table of final observations
         self.replay = MultiTaskReplay(k, max(2, cfg.train.buffer_capacity // k), STATE_DIM, self.env.action_dim,
                                       self.device, min_episode_length=self.env.protocol.max_episode_steps)
+        self.reward_normaliser = RewardNormaliser(k, cfg.sac.gamma, cfg.sac.target_entropy, cfg.sac.v_max,
+                                                  self.device) if cfg.sac.normalise_rewards else None
         self.step = 0
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
@@ -91,6 +95,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
                     "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
             "last_success": self.last_success,
+            "reward_normaliser": self.reward_normaliser.state_dict() if self.reward_normaliser else None,
         }
 
     def save(self) -> Path:
@@ -108,6 +113,11 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         self.step, self.last_success = state["step"], state["last_success"]
+        if self.reward_normaliser is not None:
+            if state.get("reward_normaliser") is None:
+                raise RunError(f"{path} holds no reward-normalisation statistics: resume with "
+                               "sac.normalise_rewards=false, as the run was trained")
+            self.reward_normaliser.load_state_dict(state["reward_normaliser"])
         self._forget_evaluations_after(self.step)
         print(f"resuming {self.run_dir} from {path.name} (step {self.step})")
 
@@ -153,6 +163,14 @@ class Trainer:
                 self.eval_env.close()
         return result
 
+    def _sample(self) -> Batch:
+        """A task-balanced batch, its rewards divided by each task's return scale if rewards are normalised."""
+        batch = self.replay.sample(self.per_task_batch)
+        if self.reward_normaliser is None:
+            return batch
+        divisors = self.reward_normaliser.divisors(self.agent.log_alpha.detach().exp())
+        return replace(batch, reward=batch.reward / divisors[:, None])
+
     def _check_finite(self, metrics: dict[str, torch.Tensor]) -> None:
         in_a_row = int(self.agent.nonfinite_in_a_row)
         if in_a_row >= self.cfg.train.max_nonfinite_in_a_row:
@@ -185,6 +203,8 @@ class Trainer:
                 return None
             self.seconds["env"] += time.perf_counter() - started
             self.replay.add(obs, action, step.reward, step.next_obs, step.terminated, step.done)
+            if self.reward_normaliser is not None:
+                self.reward_normaliser.observe(step.reward, step.terminated, step.done)
             obs = step.obs
             episode_return += step.reward
             episode_success |= step.success > 0
@@ -195,7 +215,8 @@ class Trainer:
 
             if self.step >= cfg.warmup_steps:
                 started = time.perf_counter()
-                metrics = self.agent.update(self.replay.sample(self.per_task_batch))
+                for _ in range(cfg.updates_per_step):
+                    metrics = self.agent.update(self._sample())
                 self.seconds["update"] += time.perf_counter() - started
             self.step += 1
             bar.update(1)

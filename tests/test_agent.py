@@ -6,16 +6,15 @@ import torch
 
 from agents.mtsac import MTSAC
 from mtrl.combiners import COMBINERS
-from mtrl.config import Config
+from mtrl.config import load_config
 from mtrl.mtl_backward import multitask_backward
 from mtrl.replay import MultiTaskReplay
 
 K, STATE, ACT = 10, 39, 4
 
 
-def _small_agent(method: str = "mtsac") -> MTSAC:
-    cfg = Config(method=method)
-    cfg.net.hidden_dim, cfg.net.hidden_layers = 32, 2
+def _small_agent(method: str = "mtsac", overrides: tuple[str, ...] = ()) -> MTSAC:
+    cfg = load_config(None, ["net.hidden_dim=32", "net.hidden_layers=2", *overrides], method=method)
     return MTSAC(cfg, STATE + K, ACT, K, torch.device("cpu"))
 
 
@@ -28,14 +27,40 @@ def _batch(seed: int = 0):
     return buffer.sample(16, generator=torch.Generator().manual_seed(seed))
 
 
+OPTIONS = {  # each network and loss option, and all of them together
+    "plain": (),
+    "layer_norm": ("net.layer_norm=true",),
+    "residual": ("net.residual=true", "net.hidden_layers=3"),
+    "critic_wider_than_actor": ("net.critic.hidden_dim=48", "net.actor.hidden_layers=1"),
+    "categorical": ("sac.critic_loss=categorical", "sac.bins=21"),
+    "grad_clip": ("sac.actor_grad_clip=0.1", "sac.critic_grad_clip=0.1"),
+    "all": ("net.critic.residual=true", "net.actor.layer_norm=true", "sac.critic_loss=categorical",
+            "sac.critic_grad_clip=1.0"),
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
 @pytest.mark.parametrize("method", sorted(COMBINERS))
-def test_update_returns_finite_per_task_metrics(method):
+def test_update_returns_finite_per_task_metrics(method, option):
+    """Every combiner route with every network and loss option: a few updates on a tiny batch."""
     torch.manual_seed(0)
-    agent = _small_agent(method)
+    agent = _small_agent(method, OPTIONS[option])
+    before = [p.detach().clone() for p in agent.critic.parameters()]
     for _ in range(3):
         metrics = agent.update(_batch())
-    for name in ("loss/critic", "loss/actor", "loss/temperature", "temperature", "combiner/actor/weight"):
+    for name in ("loss/critic", "loss/actor", "loss/temperature", "temperature", "combiner/actor/weight", "q"):
         assert metrics[name].shape == (K,) and torch.isfinite(metrics[name]).all()
+    assert all(not torch.equal(a, b) for a, b in zip(before, agent.critic.parameters()))  # every parameter moved
+
+
+def test_gradient_clipping_bounds_the_step():
+    """The critic's gradients that the optimizer stepped with have the clipped global norm."""
+    torch.manual_seed(0)
+    agent = _small_agent("mtsac", ("sac.critic_grad_clip=0.001",))
+    agent.update(_batch())
+    grads = [p.grad for p in agent.critic.parameters()]
+    total = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+    assert total == pytest.approx(0.001, rel=1e-3)
 
 
 def test_updates_lower_the_critic_loss_on_a_fixed_batch():
@@ -45,7 +70,7 @@ def test_updates_lower_the_critic_loss_on_a_fixed_batch():
         target = batch.reward  # a fixed regression target to measure the critic against
 
         def loss() -> float:
-            return (agent.critic(batch.obs, batch.action) - target).pow(2).mean().item()
+            return (agent.q_values.values(agent.critic(batch.obs, batch.action)) - target).pow(2).mean().item()
 
     before = loss()
     agent.cfg.sac.gamma = 0.0  # the update then regresses on the reward alone, the same target as above
@@ -59,7 +84,7 @@ def test_heads_get_only_their_own_task_gradient():
     torch.manual_seed(0)
     agent, batch = _small_agent(), _batch()
     q, record = agent.critic.forward_recorded(batch.obs, batch.action)
-    losses = q.pow(2).mean(dim=-1).sum(dim=0) * torch.tensor([1.0] * 3 + [0.0] + [1.0] * 6)
+    losses = q.squeeze(-1).pow(2).mean(dim=-1).sum(dim=0) * torch.tensor([1.0] * 3 + [0.0] + [1.0] * 6)
     multitask_backward(losses, agent.critic.net, record, agent.critic_combiner)
     head_grad = agent.critic.net.task_parameters()[0].grad
     assert head_grad[:, 3].abs().max() == 0 and head_grad[:, 4].abs().max() > 0

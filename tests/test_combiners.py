@@ -24,10 +24,18 @@ K, B, IN = 4, 8, 6
 GRADIENT_METHODS = [NTKMTL, PCGrad, CAGrad, NashMTL, FairGrad, AlignedMTL]
 
 
-def make_net(members: int = 2, head_layers: int = 1) -> MultiTaskMLP:
+SHAPES = {"plain": {}, "layer_norm": {"layer_norm": True}, "residual": {"residual": True}}
+
+
+def make_net(members: int = 2, head_layers: int = 1, shape: str = "plain") -> MultiTaskMLP:
     torch.manual_seed(0)
-    return MultiTaskMLP(IN, 3, hidden_dim=16, hidden_layers=2, head_layers=head_layers, num_tasks=K,
-                        members=members).double()
+    net = MultiTaskMLP(IN, 3, hidden_dim=16, hidden_layers=2, head_layers=head_layers, num_tasks=K,
+                       members=members, **SHAPES[shape]).double()
+    with torch.no_grad():  # layer norms start at gain 1 and bias 0; move them so their gradients are general
+        for name, param in net.named_parameters():
+            if "norm" in name:
+                param.add_(0.3 * torch.randn_like(param))
+    return net
 
 
 def per_row_losses(out: torch.Tensor) -> torch.Tensor:
@@ -71,9 +79,10 @@ def separate_grads(net, x, subbatches=1):
 
 
 # ----------------------------------------------------------------------------- per-task gradient machinery
+@pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("subbatches", [1, 4])
-def test_grouped_task_grads_match_separate_backward_passes(subbatches):
-    net = make_net()
+def test_grouped_task_grads_match_separate_backward_passes(subbatches, shape):
+    net = make_net(shape=shape)
     x = torch.randn(2, K, B, IN, dtype=torch.double).expand(2, -1, -1, -1)
     expected = separate_grads(net, x, subbatches)
     losses, record = recorded_losses(net, x)
@@ -81,21 +90,23 @@ def test_grouped_task_grads_match_separate_backward_passes(subbatches):
     torch.testing.assert_close(grouped, expected, rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("head_layers", [0, 1, 2])
-def test_generic_fallback_matches_separate_backward_passes(head_layers):
+def test_generic_fallback_matches_separate_backward_passes(head_layers, shape):
     """Without a record of the forward, the per-task gradients come from the vectorised fallback."""
-    net = make_net(head_layers=head_layers)
+    net = make_net(head_layers=head_layers, shape=shape)
     x = torch.randn(2, K, B, IN, dtype=torch.double)
     expected = separate_grads(net, x)
     batched = task_gradient_matrix(task_losses(net, x), net, None)
     torch.testing.assert_close(batched, expected, rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("method", sorted(COMBINERS))
 @pytest.mark.parametrize("with_record", [True, False], ids=["grouped", "fallback"])
-def test_heads_receive_their_own_plain_gradient(method, with_record):
-    """Whatever the method and route, a task head's gradient is that task's plain gradient."""
-    net = make_net()
+def test_heads_receive_their_own_plain_gradient(method, with_record, shape):
+    """Whatever the method, route and network shape, a task head's gradient is that task's plain gradient."""
+    net = make_net(shape=shape, head_layers=2)
     x = torch.randn(2, K, B, IN, dtype=torch.double)
     if method == "ntkmtl_sr" and not with_record:
         with pytest.raises(ValueError, match="ntkmtl_sr needs the record of the forward"):
@@ -109,10 +120,11 @@ def test_heads_receive_their_own_plain_gradient(method, with_record):
         assert param.grad is not None and torch.isfinite(param.grad).all()
 
 
+@pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("method", ["pcgrad", "cagrad", "nashmtl", "fairgrad", "aligned_mtl", "ntkmtl", "famo"])
-def test_fallback_route_gives_the_grouped_route_gradient(method):
+def test_fallback_route_gives_the_grouped_route_gradient(method, shape):
     """The same update whether the per-task gradients are grouped from one backward or taken generically."""
-    net = make_net()
+    net = make_net(shape=shape)
     x = torch.randn(2, K, B, IN, dtype=torch.double)
     grads = []
     for with_record in (True, False):
@@ -148,8 +160,9 @@ def test_ntkmtl_weights_and_direction_closed_form():
     assert cosine > 1 - 1e-10
 
 
-def test_ntkmtl_layerwise_backward_equals_weights_times_the_task_gradient_matrix():
-    net = make_net()
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_ntkmtl_layerwise_backward_equals_weights_times_the_task_gradient_matrix(shape):
+    net = make_net(shape=shape)
     x = torch.randn(2, K, B, IN, dtype=torch.double)
     grads = separate_grads(net, x).squeeze(1)  # [K, P] from K separate backward passes
     stats = backward(NTKMTL(K), net, x)
@@ -175,9 +188,10 @@ def test_ntkmtl_p_exponent():
 
 
 # ------------------------------------------------------------------------------------------------ NTKMTL-SR
-def test_ntkmtl_sr_lambdas_match_brute_force_kernel():
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_ntkmtl_sr_lambdas_match_brute_force_kernel(shape):
     n = 4
-    net = make_net()
+    net = make_net(shape=shape)
     x = torch.randn(2, K, B, IN, dtype=torch.double)
     stats = backward(NTKMTLSR(K, NTKMTLSROptions(subbatches=n)), net, x)
 

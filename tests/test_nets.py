@@ -50,7 +50,7 @@ def test_actor_and_critic_shapes_and_bounds():
     assert action.abs().max() <= 1 and torch.isfinite(log_prob).all()
     mean, log_std = actor(obs)
     assert log_std.min() >= -20 and log_std.max() <= 2
-    assert critic(obs, action).shape == (2, K, B)
+    assert critic(obs, action).shape == (2, K, B, 1)
 
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():
@@ -71,7 +71,7 @@ def test_a_training_forward_leaves_nothing_on_the_modules():
     critic = TwinCritic(IN, 4, K, hidden_dim=16, hidden_layers=2, head_layers=1)
     q, record = critic.forward_recorded(torch.randn(K, B, IN), torch.randn(K, B, 4))
     q.sum().backward()
-    assert record.representation.shape == (2, K, B, 16) and len(record.taps) == 2
+    assert record.representation.shape == (2, K, B, 16) and len(record.taps) == 2 and q.shape == (2, K, B, 1)
     for module in critic.modules():
         assert not [name for name, value in vars(module).items() if isinstance(value, torch.Tensor)]
 

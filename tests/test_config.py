@@ -1,0 +1,33 @@
+"""Config keys added with the network options, and values YAML reads loosely."""
+
+import pytest
+
+from mtrl.config import ConfigError, from_dict, load_config
+
+
+def test_net_keys_set_both_networks_and_each_can_differ():
+    cfg = load_config(None, ["net.hidden_dim=64", "net.critic.hidden_dim=128", "net.layer_norm=true"])
+    assert (cfg.net.actor.hidden_dim, cfg.net.critic.hidden_dim) == (64, 128)
+    assert cfg.net.actor.layer_norm and cfg.net.critic.layer_norm
+
+
+def test_a_config_saved_with_one_network_shape_still_loads():
+    cfg = from_dict({"method": "mtsac", "net": {"hidden_dim": 8, "hidden_layers": 1, "head_layers": 2}})
+    assert cfg.net.actor.hidden_dim == cfg.net.critic.hidden_dim == 8
+    assert cfg.net.critic.head_layers == 2
+
+
+def test_exponents_without_a_dot_are_floats():
+    assert load_config(None, ["sac.alpha_lr=1e-3"]).sac.alpha_lr == 0.001
+
+
+@pytest.mark.parametrize("override, message", [
+    ("net.critic.head_layers=5", "'net.critic.head_layers' must be at most net.critic.hidden_layers + 1 = 4"),
+    ("sac.critic_loss=quantile", "'sac.critic_loss' got 'quantile'; accepted: mse, categorical"),
+    ("sac.v_min=20", "'sac.v_min' must be below 'sac.v_max'"),
+    ("train.updates_per_step=0", "'train.updates_per_step' must be > 0"),
+    ("methods.cagrad.iterations=0", "'methods.cagrad.iterations' must be > 0"),
+])
+def test_bad_values_get_one_line_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        load_config(None, [override])
