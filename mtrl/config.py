@@ -118,6 +118,7 @@ class MethodsConfig:
 @dataclass
 class Config:
     method: str = "mtsac"
+    label: str = ""  # a name for this setting (e.g. an ablation's variant); results tables label rows with it
     seed: int = 1
     device: str = "auto"  # "auto", "cpu" or "cuda" (also "cuda:N")
     env: EnvConfig = field(default_factory=EnvConfig)

@@ -40,6 +40,9 @@ _NOT_A_SETTING = {"seed", "device", "train.threads", "train.log_every", "train.c
                   "train.keep_checkpoints", "train.checkpoint_replay", "train.max_nonfinite_in_a_row"}
 
 
+LAST_EVALUATIONS = 3  # a run's score beside its final evaluation: the mean of its last three
+
+
 @dataclass
 class Run:
     """One run's final evaluation and its learning curve."""
@@ -53,6 +56,11 @@ class Run:
     success: dict[str, float]  # per task, final evaluation
     curve_steps: np.ndarray  # [E] steps of every evaluation
     curve: np.ndarray  # [E] mean success over tasks at each evaluation
+    wall_seconds: float | None = None  # the training loop's wall clock up to the final evaluation, if logged
+
+    def recent_success(self, evaluations: int = LAST_EVALUATIONS) -> float:
+        """Mean success over tasks, averaged over the last `evaluations` evaluations."""
+        return float(self.curve[-evaluations:].mean())
 
     @property
     def method(self) -> str:
@@ -67,26 +75,26 @@ def load_run(run_dir: Path) -> Run:
         raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet (evaluations.jsonl is empty)")
     cfg = from_dict(yaml.safe_load(config.read_text()))
     records = [json.loads(line) for line in log.read_text().splitlines() if line]
-    settings = _merge_network_keys({k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING})
+    settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
     last = records[-1]
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
                np.array([r["step"] for r in records]),
-               np.array([np.mean(list(r["success"].values())) for r in records]))
+               np.array([np.mean(list(r["success"].values())) for r in records]), last.get("wall_seconds"))
 
 
-def _merge_network_keys(settings: dict) -> dict:
-    """`net.actor.X` and `net.critic.X` of equal value become one `net.X`, so labels stay short."""
-    merged = dict(settings)
-    for key in [k for k in settings if k.startswith("net.actor.")]:
-        name = key.removeprefix("net.actor.")
-        if settings.get(f"net.critic.{name}") == settings[key]:
-            merged[f"net.{name}"] = merged.pop(key)
-            del merged[f"net.critic.{name}"]
+def _merge_network_keys(runs: list[Run]) -> list[dict]:
+    """Each run's settings for labels: where the actor and the critic agree in every run, `net.actor.X` and
+    `net.critic.X` become one `net.X`, so labels stay short."""
+    names = [k.removeprefix("net.actor.") for k in runs[0].settings if k.startswith("net.actor.")]
+    same = [n for n in names if all(r.settings[f"net.actor.{n}"] == r.settings[f"net.critic.{n}"] for r in runs)]
+    merged = []
+    for run in runs:
+        settings = dict(run.settings)
+        for name in same:
+            settings[f"net.{name}"] = settings.pop(f"net.actor.{name}")
+            del settings[f"net.critic.{name}"]
+        merged.append(settings)
     return merged
-
-
-def _critic_setting(settings: dict, name: str):
-    return settings.get(f"net.critic.{name}", settings.get(f"net.{name}"))
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -127,13 +135,21 @@ class Row:
         """Which published row this one corresponds to: equal weighting is MTSAC, multi-head SAC or one SAC
         per task depending on how much of the network is task-specific."""
         s = self.runs[0].settings
-        head_layers = _critic_setting(s, "head_layers")
+        head_layers = s["net.critic.head_layers"]
         if self.method != "mtsac" or head_layers == 0:
             return self.method
-        return "stl" if head_layers == _critic_setting(s, "hidden_layers") + 1 else "mtsac_heads"
+        return "stl" if head_layers == s["net.critic.hidden_layers"] + 1 else "mtsac_heads"
 
     def success(self) -> tuple[float, float]:
         return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])
+
+    def recent_success(self) -> tuple[float, float]:
+        return mean_and_se([r.recent_success() for r in self.runs])
+
+    def minutes(self) -> float:
+        """Mean wall clock of the runs in minutes (NaN where runs did not log it)."""
+        seconds = [r.wall_seconds for r in self.runs if r.wall_seconds is not None]
+        return float(np.mean(seconds)) / 60 if len(seconds) == len(self.runs) else float("nan")
 
     def task_success(self, task: str) -> tuple[float, float]:
         return mean_and_se([r.success[task] for r in self.runs])
@@ -151,15 +167,18 @@ class Row:
 
 def group(runs: list[Run]) -> list[Row]:
     """One row per distinct setting, labelled by the method and the keys in which rows differ."""
-    groups: dict[tuple, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(tuple(sorted(run.settings.items())), []).append(run)
-    keys = sorted({k for r in runs for k in r.settings} - {"method"})
-    varying = [k for k in keys if len({repr(g[0].settings.get(k)) for g in groups.values()}) > 1]
+    groups: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(tuple(sorted(run.settings.items())), []).append(i)
+    shown = _merge_network_keys(runs)
+    keys = sorted({k for s in shown for k in s} - {"method"})
+    varying = [k for k in keys if len({repr(shown[g[0]].get(k)) for g in groups.values()}) > 1]
     rows = []
-    for members in groups.values():
-        s = members[0].settings
-        label = " ".join([str(s["method"]), *(f"{k}={s.get(k)}" for k in varying)])
+    for indices in groups.values():
+        s, members = shown[indices[0]], [runs[i] for i in indices]
+        named = s.get("label")  # a named setting (an ablation's variant) stands for its keys
+        parts = [named] if named else [f"{k}={s.get(k)}" for k in varying]
+        label = " ".join([str(s["method"]), *parts])
         rows.append(Row(label, sorted(members, key=lambda r: r.seed)))
     return sorted(rows, key=lambda r: r.label)
 
@@ -169,21 +188,25 @@ def _fmt(mean: float, se: float) -> str:
 
 
 def to_markdown(rows: list[Row]) -> str:
-    lines = ["| method | seeds | steps | protocol | success (mean +- s.e.) | published, v1 protocol, 2M steps |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| method | seeds | steps | protocol | success (mean +- s.e.) | last {LAST_EVALUATIONS} evaluations | "
+             "minutes per run | published, v1 protocol, 2M steps |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         steps = sorted({r.steps for r in row.runs})
         published = PUBLISHED_V1.get(row.published_key)
         ref = f"{published[0]}: {published[1]:.2f} +- {published[2]:.2f}" if published else "not reported"
         lines.append(f"| {row.label} | {len(row.runs)} | {'/'.join(f'{s:,}' for s in steps)} | "
-                     f"{row.runs[0].protocol} | **{_fmt(*row.success())}** | {ref} |")
+                     f"{row.runs[0].protocol} | **{_fmt(*row.success())}** | {_fmt(*row.recent_success())} | "
+                     f"{row.minutes():.0f} | {ref} |")
     tasks = list(rows[0].runs[0].success)
     lines += ["", "Per task (success, mean +- s.e. over seeds):", "",
               "| task | " + " | ".join(r.label for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(_fmt(*r.task_success(task)) for r in rows) + " |")
-    lines += ["", "Standard error = sample standard deviation over seeds / sqrt(seeds). The published column is "
-              "Meta-World v1 at 2M steps: a different protocol, simulator version and budget, not comparable."]
+    lines += ["", "Success is the final evaluation's mean over tasks; the column beside it averages each run's last "
+              f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
+              "sqrt(seeds). Minutes: the training loop's wall clock per run. The published column is Meta-World v1 "
+              "at 2M steps: a different protocol, simulator version and budget, not comparable."]
     return "\n".join(lines) + "\n"
 
 
@@ -199,6 +222,8 @@ def to_json(rows: list[Row]) -> str:
             "label": row.label, "method": row.method, "protocol": row.runs[0].protocol,
             "steps": sorted({r.steps for r in row.runs}), "episodes": row.runs[0].episodes,
             "seeds": [r.seed for r in row.runs], "success_mean": number(mean), "success_se": number(se),
+            "recent_success_mean": number(row.recent_success()[0]), "recent_success_se": number(row.recent_success()[1]),
+            "minutes_per_run": number(row.minutes()),
             "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
             "runs": [{"path": str(r.path), "seed": r.seed, "success_mean": float(np.mean(list(r.success.values())))}
                      for r in row.runs],

@@ -77,6 +77,7 @@ class Trainer:
         # wall-clock seconds of this process's loop: in env stepping, in updates (CPU timing: on a GPU the
         # update is asynchronous and its time lands wherever the host next waits), and in total
         self.seconds = {"env": 0.0, "update": 0.0, "total": 0.0}
+        self.earlier_seconds = 0.0  # the loop's wall clock in earlier processes of this run (before a resume)
         if resume:
             self._restore()
         else:
@@ -96,6 +97,7 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None},
             "last_success": self.last_success,
             "reward_normaliser": self.reward_normaliser.state_dict() if self.reward_normaliser else None,
+            "wall_seconds": self.wall_seconds(),
         }
 
     def save(self) -> Path:
@@ -113,6 +115,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         self.step, self.last_success = state["step"], state["last_success"]
+        self.earlier_seconds = state.get("wall_seconds", 0.0)
         if self.reward_normaliser is not None:
             if state.get("reward_normaliser") is None:
                 raise RunError(f"{path} holds no reward-normalisation statistics: resume with "
@@ -138,6 +141,10 @@ class Trainer:
         labels = {"method": self.cfg.method, "seed": self.cfg.seed, "steps": self.step}
         return evaluate(self.agent, self.eval_env, eval_episodes(self.cfg, self.eval_env), labels)
 
+    def wall_seconds(self) -> float:
+        """The training loop's wall clock over the whole run, resumes included."""
+        return self.earlier_seconds + self.seconds["total"]
+
     def _log_evaluation(self, result: EvalResult) -> None:
         self.last_result, self.last_success = result, result.success_mean
         self.monitor.log(self.step, {"eval/success": list(result.success.values()),
@@ -145,7 +152,7 @@ class Trainer:
         with open(self.run_dir / "evaluations.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, "success": result.success,
                                 "mean_return": result.mean_return, "episodes": result.episodes,
-                                "protocol": result.protocol}) + "\n")
+                                "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1)}) + "\n")
 
     def train(self) -> EvalResult | None:
         """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early
@@ -229,6 +236,7 @@ class Trainer:
                 self.monitor.log(self.step, {**metrics, "perf/steps_per_second": sps,
                                              "perf/resident_mib": resident_mib()})
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                self.seconds["total"] = time.perf_counter() - loop_started
                 self._log_evaluation(self.evaluate())
                 bar.set_postfix(success=f"{self.last_success:.2f}")
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:

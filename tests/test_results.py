@@ -27,7 +27,7 @@ def fake_run(directory: Path, method: str, seed: int, final: list[float], *overr
         for step, scale in ((1000, 0.0), (2000, 0.5), (3000, 1.0)):
             success = {t: scale * v for t, v in zip(TASK_NAMES, final)}
             log.write(json.dumps({"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
-                                  "episodes": 1, "protocol": "mt10-fixed"}) + "\n")
+                                  "episodes": 1, "protocol": "mt10-fixed", "wall_seconds": step / 10}) + "\n")
     return directory
 
 
@@ -60,7 +60,9 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert data["mtsac"]["published_v1"] == {"name": "multi-head SAC", "mean": 0.61, "se": 0.04}  # heads
     assert data["ntkmtl_sr"]["published_v1"] is None
     table = to_markdown(rows)
-    assert "| mtsac | 3 | 3,000 | mt10-fixed | **0.50 +- 0.21** | multi-head SAC: 0.61 +- 0.04 |" in table
+    # the mean of the last three evaluations is half the final one here (0, 0.5 and 1 times it); 300 s per run
+    assert ("| mtsac | 3 | 3,000 | mt10-fixed | **0.50 +- 0.21** | 0.25 +- 0.10 | 5 | "
+            "multi-head SAC: 0.61 +- 0.04 |") in table
     assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
     steps, mean, se = rows[0].curve()
     assert steps.tolist() == [1000, 2000, 3000] and mean == pytest.approx([0.0, 0.25, 0.5])
@@ -72,12 +74,24 @@ def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):
     fake_run(tmp_path / "b", "mtsac", 1, [1.0] * 10, "sac.batch_size=1280")
     fake_run(tmp_path / "c", "mtsac", 2, [0.0] * 10, "net.head_layers=3")  # one network per task
     fake_run(tmp_path / "d", "mtsac", 3, [0.0] * 10, "net.head_layers=0")  # one fully shared network
+    # a run whose critic alone differs keeps the actor's and the critic's keys apart in every label
+    fake_run(tmp_path / "e", "mtsac", 1, [0.0] * 10, "net.critic.head_layers=0")  # the critic alone differs
     rows = group([load_run(p) for p in find_runs([tmp_path])])
     published = {r.label: r.published_key for r in rows}
-    assert published == {"mtsac net.head_layers=1 sac.batch_size=1280": "mtsac_heads",
-                         "mtsac net.head_layers=1 sac.batch_size=640": "mtsac_heads",
-                         "mtsac net.head_layers=3 sac.batch_size=640": "stl",
-                         "mtsac net.head_layers=0 sac.batch_size=640": "mtsac"}
+    assert published == {
+        "mtsac net.actor.head_layers=1 net.critic.head_layers=1 sac.batch_size=1280": "mtsac_heads",
+        "mtsac net.actor.head_layers=1 net.critic.head_layers=1 sac.batch_size=640": "mtsac_heads",
+        "mtsac net.actor.head_layers=3 net.critic.head_layers=3 sac.batch_size=640": "stl",
+        "mtsac net.actor.head_layers=0 net.critic.head_layers=0 sac.batch_size=640": "mtsac",
+        "mtsac net.actor.head_layers=1 net.critic.head_layers=0 sac.batch_size=640": "mtsac"}
+
+
+def test_named_settings_label_their_rows(tmp_path):
+    fake_run(tmp_path / "a", "mtsac", 1, [0.0] * 10, "label=wide critic", "net.critic.hidden_dim=512")
+    fake_run(tmp_path / "b", "mtsac", 2, [1.0] * 10, "label=wide critic", "net.critic.hidden_dim=512")
+    fake_run(tmp_path / "c", "mtsac", 1, [0.0] * 10, "label=today")
+    rows = group([load_run(p) for p in find_runs([tmp_path])])
+    assert [(r.label, len(r.runs)) for r in rows] == [("mtsac today", 1), ("mtsac wide critic", 2)]
 
 
 def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):

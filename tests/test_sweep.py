@@ -40,6 +40,26 @@ def test_grid_names_and_overrides(tmp_path):
     assert sweep.runs()[1].overrides[-1] == "sac.batch_size=40"
 
 
+def test_a_run_whose_evaluations_reached_the_end_is_finished_without_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert run_state(run, 300) == "new"
+    (run / "evaluations.jsonl").write_text(json.dumps({"step": 200}) + "\n")
+    assert run_state(run, 300) == "new"  # part-way, and no checkpoint to resume from
+    (run / "evaluations.jsonl").write_text(json.dumps({"step": 200}) + "\n" + json.dumps({"step": 300}) + "\n")
+    assert run_state(run, 300) == "finished"
+
+
+def test_variants_name_their_runs_and_label_their_configs(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path, methods=["mtsac"], variants={"today": [], "wide": ["net.hidden_dim=32"]}))
+    specs = {s.name: s for s in sweep.runs()}
+    assert sorted(specs) == ["mtsac_s1_today", "mtsac_s1_wide", "mtsac_s2_today", "mtsac_s2_wide"]
+    from mtrl.apps.sweep import run_config
+
+    cfg = run_config(sweep, specs["mtsac_s2_wide"])
+    assert (cfg.label, cfg.seed, cfg.net.critic.hidden_dim) == ("wide", 2, 32)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"method": "mtsac"}, "unknown key(s) ['method']"),
     ({"methods": ["mtsac", "ntkmtl-sr"]}, "unknown method 'ntkmtl-sr'"),

@@ -3,7 +3,7 @@
     python -m mtrl.sweep configs/sweeps/mt10_cpu.yaml                 # a local Ray instance on this machine
     python -m mtrl.sweep configs/sweeps/mt10.yaml --address auto      # an existing Ray cluster
 
-Every run gets its own directory `<out>/<method>_s<seed>[_<key>=<value>...]`, so the sweep can be run again at
+Every run gets its own directory `<out>/<method>_s<seed>[_<variant>][_<key>=<value>...]`, so the sweep can be run again at
 any time: finished runs are skipped, runs with a checkpoint are resumed from it (also when Ray retries a task
 whose worker died), the rest start. When all are done, the table, learning curves and heatmap of
 `mtrl.results` are written to `<out>`. Ray is an optional extra: `pip install -e ".[sweep]"`.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import load_config
 from mtrl.errors import ConfigError, RunError
 
-SWEEP_KEYS = {"config", "methods", "seeds", "grid", "overrides", "resources", "out"}
+SWEEP_KEYS = {"config", "methods", "seeds", "grid", "variants", "overrides", "resources", "out"}
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,23 @@ class Sweep:
     seeds: list[int]
     out: Path
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    # named sets of overrides (an ablation's variants): each is combined with every method, seed and grid point
+    variants: dict[str, list[str]] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     cpus: float = 1.0
     gpus: float = 0.0
 
     def runs(self) -> list[RunSpec]:
-        """Every combination of method, seed and grid values, in a stable order."""
+        """Every combination of variant, method, seed and grid values, in a stable order."""
         keys = sorted(self.grid)
+        variants = self.variants or {"": []}
         specs = []
-        for method, seed, *values in itertools.product(self.methods, self.seeds, *(self.grid[k] for k in keys)):
+        for variant, method, seed, *values in itertools.product(variants, self.methods, self.seeds,
+                                                                 *(self.grid[k] for k in keys)):
             grid_overrides = tuple(f"{k}={v}" for k, v in zip(keys, values))
-            name = "_".join([f"{method}_s{seed}", *grid_overrides])
-            specs.append(RunSpec(name, method, seed, (*self.overrides, *grid_overrides)))
+            name = "_".join([f"{method}_s{seed}", *([variant] if variant else []), *grid_overrides])
+            variant_overrides = (*variants[variant], f"label={variant}") if variant else ()
+            specs.append(RunSpec(name, method, seed, (*self.overrides, *variant_overrides, *grid_overrides)))
         return specs
 
 
@@ -83,9 +89,14 @@ def load_sweep(path: Path) -> Sweep:
     grid = data.get("grid") or {}
     if not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"sweep file '{path}': every grid entry must be a non-empty list of values")
+    variants = data.get("variants") or {}
+    if not isinstance(variants, dict) or not all(isinstance(v, list) for v in variants.values()):
+        raise ConfigError(f"sweep file '{path}': variants must map names to lists of section.key=value overrides")
     # absolute paths: Ray workers on other machines or directories read the same files
     sweep = Sweep(config=Path(data["config"]).resolve(), methods=list(data["methods"]),
-                  seeds=[int(s) for s in data["seeds"]], out=Path(data["out"]).resolve(), grid=grid, overrides=list(data.get("overrides") or []),
+                  seeds=[int(s) for s in data["seeds"]], out=Path(data["out"]).resolve(), grid=grid,
+                  variants={str(k): [str(o) for o in v] for k, v in variants.items()},
+                  overrides=list(data.get("overrides") or []),
                   cpus=float(resources.get("cpus", 1)), gpus=float(resources.get("gpus", 0)))
     if sweep.cpus <= 0 or sweep.gpus < 0:
         raise ConfigError(f"sweep file '{path}': resources need cpus > 0 and gpus >= 0")
@@ -102,7 +113,13 @@ def run_config(sweep: Sweep, spec: RunSpec):
 
 
 def run_state(run_dir: Path, steps: int) -> str:
-    """'finished' (a checkpoint of the last step exists), 'resumable' (an earlier checkpoint does) or 'new'."""
+    """'finished' (its evaluations reached the last step, or a checkpoint of the last step exists), 'resumable'
+    (an earlier checkpoint exists) or 'new'. A finished run needs no checkpoint: its config and evaluations,
+    which are small enough to keep with the results, are all the results table reads."""
+    log = run_dir / "evaluations.jsonl"
+    lines = log.read_text().splitlines() if log.is_file() else []
+    if lines and json.loads(lines[-1])["step"] >= steps:
+        return "finished"
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
         return "new"
