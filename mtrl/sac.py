@@ -62,6 +62,9 @@ class MTSAC:
         critic_losses = self.q_values.loss(out, target)
         critic_stats = multitask_backward(critic_losses, self.critic.net, critic_record, self.critic_combiner)
         critic_bad = _guarded_step(self.critic_opt, critic_losses, sac.critic_grad_clip)
+        if self.critic_combiner.needs_losses_after_step:  # FAMO: how far this step moved each task's loss
+            with torch.no_grad():
+                self.critic_combiner.after_step(self.q_values.loss(self.critic(batch.obs, batch.action), target))
 
         # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
         action, log_prob, actor_record = self.actor.sample_recorded(batch.obs)

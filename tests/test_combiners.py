@@ -334,17 +334,44 @@ def test_aligned_mtl_makes_task_gradients_orthogonal_with_equal_norms():
 
 
 # ----------------------------------------------------------------------------------------------------- FAMO
-def test_famo_shifts_weight_towards_the_slowest_task():
-    """Task 0's loss halves every step, task 1's stays put: FAMO raises task 1's logit."""
-    net = make_net(members=1, head_layers=0)
-    x = torch.randn(1, K, B, IN, dtype=torch.double)
+def test_famo_moves_logits_towards_the_task_whose_loss_fell_least_on_the_same_batch():
+    """Each step halves task 0's loss on its batch and leaves the others': task 0's logit falls behind."""
     famo = FAMO(K, FAMOOptions(lr=0.1))
-    for step in range(20):
-        decay = torch.tensor([0.5**step, 1.0, 1.0, 1.0], dtype=torch.double)
-        stats = backward(famo, net, x, factor=decay)
-    logits = stats["logit"]
-    assert logits[1] > logits[0] + 0.1
-    assert torch.isclose(stats["weight"].sum(), torch.tensor(1.0, dtype=torch.double))
+    losses = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.double)
+    for _ in range(20):
+        weights, stats = famo.weigh(losses)
+        famo.after_step(losses * torch.tensor([0.5, 1.0, 1.0, 1.0], dtype=torch.double))
+    logits = famo.state["logits"]
+    assert logits[0] < logits[1:].min() - 0.1
+    torch.testing.assert_close(logits[1:], logits[1:].mean().expand(3))  # equal decreases, equal logits
+    assert torch.isclose(weights.sum(), torch.tensor(1.0, dtype=torch.double))
+
+
+def test_famo_ignores_how_losses_differ_between_batches():
+    """Losses that differ from one update to the next, but never move within an update, leave the logits."""
+    famo = FAMO(K, FAMOOptions(lr=0.1))
+    torch.manual_seed(0)
+    for _ in range(20):
+        losses = torch.rand(K, dtype=torch.double) + 0.1  # a new batch: new losses
+        famo.weigh(losses)
+        famo.after_step(losses)  # the step changed nothing
+    torch.testing.assert_close(famo.state["logits"], torch.zeros(K))
+
+
+def test_the_agent_hands_famo_its_batch_losses_after_the_step():
+    from mtrl.config import load_config
+    from mtrl.sac import MTSAC
+
+    from tests.update_reference import synthetic_batches
+
+    cfg = load_config(None, ["net.hidden_dim=16", "net.hidden_layers=1", "sac.batch_size=40"], method="famo")
+    agent = MTSAC(cfg, 49, 4, 10, torch.device("cpu"))
+    seen = []
+    agent.critic_combiner.after_step = lambda losses: seen.append(losses)
+    batch = synthetic_batches(1, 4)[0]
+    before = agent.update(batch)["loss/critic"]
+    assert len(seen) == 1 and seen[0].shape == (10,)
+    assert not torch.equal(seen[0], before) and (seen[0] < before).float().mean() > 0.5  # the step helped
 
 
 def test_famo_leaves_the_actor_loss_equally_weighted():

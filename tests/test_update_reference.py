@@ -1,5 +1,6 @@
 """The SAC update's numbers, pinned: twenty updates per method and network shape must reproduce the recorded
-per-task losses and final parameters (see `tests/update_reference.py`)."""
+per-task losses and final parameters (see `tests/update_reference.py`). On the machine that recorded them
+they reproduce bit for bit; the tolerance leaves room for another CPU's order of floating-point sums."""
 
 import pytest
 import torch
@@ -18,4 +19,4 @@ def test_updates_reproduce_the_recorded_numbers(case, reference):
     got, expected = run_updates(method, overrides), reference[case]
     assert got.keys() == expected.keys()
     for name, value in expected.items():
-        torch.testing.assert_close(got[name], value, rtol=1e-6, atol=1e-7, msg=lambda m: f"{case} {name}: {m}")
+        torch.testing.assert_close(got[name], value, rtol=1e-5, atol=1e-6, msg=lambda m: f"{case} {name}: {m}")

@@ -39,6 +39,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "shared_mtsac": ("mtsac", ["net.head_layers=0"]),
     "shared_ntkmtl_sr": ("ntkmtl_sr", ["net.head_layers=0"]),
     "shared_pcgrad": ("pcgrad", ["net.head_layers=0"]),
+    "ntkmtl_residual_categorical": ("ntkmtl", ["net.critic.residual=true", "net.critic.hidden_layers=3",
+                                               "sac.critic_loss=categorical", "sac.bins=21"]),
+    "ntkmtl_sr_layer_norm_clipped": ("ntkmtl_sr", ["net.layer_norm=true", "sac.critic_grad_clip=1.0",
+                                                   "sac.actor_grad_clip=1.0"]),
 }
 
 

@@ -41,6 +41,12 @@ class Combiner(ABC):
         self.num_tasks = num_tasks
         self.state: dict[str, Any] = {}
 
+    needs_losses_after_step: ClassVar[bool] = False  # whether `after_step` wants the batch re-evaluated
+
+    def after_step(self, losses: torch.Tensor) -> None:
+        """The same batch's per-task losses after the optimizer step, for rules that learn from how the
+        losses moved (FAMO); called only where `needs_losses_after_step`."""
+
     def cached_weights(self) -> torch.Tensor | None:
         """Called once per update before anything is computed: weights to use again for this update, or
         None to compute fresh ones. Only rules that refresh their weights now and then return any."""

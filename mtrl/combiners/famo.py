@@ -6,10 +6,11 @@ log-losses fall at rates balanced by z. After each step the logits move along th
 `delta_i = log l_i(before) - log l_i(after)`: `xi.grad = (dz/dxi)^T delta`, an Adam step with weight decay.
 O(1) extra cost: no per-task gradients.
 
-Two choices, stated: the decrease is measured between consecutive updates, each on its own batch, rather
-than by re-evaluating the batch after the step (which would cost a forward pass); and FAMO needs positive
-losses, so, as in the authors' MT10 agent, it weighs the critic losses while the actor loss (which can be
-negative) keeps equal weighting.
+As in the authors' MT10 agent, the decrease is measured on the update's own batch: the agent evaluates the
+batch again after the optimizer step (one extra critic forward) and hands those losses to `after_step`.
+(Between consecutive updates, each on its own batch, two batches' log-losses differ by far more than one step
+changes them, so the logits would follow sampling noise.) FAMO needs positive losses, so, as in the authors'
+agent, it weighs the critic losses while the actor loss (which can be negative) keeps equal weighting.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class FAMOOptions:
 
 
 class FAMO(LossWeighting):
-    """Stateful: `state` holds the task logits, their Adam optimizer and the previous update's losses."""
+    """Stateful: `state` holds the task logits, their Adam optimizer and this update's losses before its step."""
 
     name = "famo"
     Options = FAMOOptions
     roles = ("critic",)  # the rule needs positive losses: the actor's are left equally weighted
+    needs_losses_after_step = True
 
     def __init__(self, num_tasks: int, options: FAMOOptions | None = None):
         super().__init__(num_tasks)
@@ -49,7 +51,7 @@ class FAMO(LossWeighting):
     def _fresh_state(self, device: torch.device) -> dict:
         logits = torch.zeros(self.num_tasks, device=device, requires_grad=True)
         optimizer = torch.optim.Adam([logits], lr=self.options.lr, weight_decay=self.options.decay)
-        return {"logits": logits, "optimizer": optimizer, "previous_losses": None}
+        return {"logits": logits, "optimizer": optimizer, "losses_before": None}
 
     def weigh(self, losses: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         if self.state["logits"].device != losses.device:
@@ -57,15 +59,21 @@ class FAMO(LossWeighting):
             self.state = self._fresh_state(losses.device)
             self.load_state_dict(saved)
         losses = losses.clamp_min(0) + _EPS
-        previous = self.state["previous_losses"]
-        if previous is not None:
-            decrease = previous.log() - losses.log()
-            self._update_logits(torch.nan_to_num(decrease, nan=0.0, posinf=0.0, neginf=0.0))
-        self.state["previous_losses"] = losses
+        self.state["losses_before"] = losses
         with torch.no_grad():
             z = torch.softmax(self.state["logits"], dim=0)
             weights = z / losses / (z / losses).sum()
         return weights, {"logit": self.state["logits"].detach().clone()}
+
+    def after_step(self, losses: torch.Tensor) -> None:
+        """The same batch's losses after the optimizer step: the logits move along each task's log-loss
+        decrease since `weigh`, so tasks whose loss fell least gain weight."""
+        before = self.state["losses_before"]
+        if before is None:
+            return
+        decrease = before.log() - (losses.detach().clamp_min(0) + _EPS).log()
+        self._update_logits(torch.nan_to_num(decrease, nan=0.0, posinf=0.0, neginf=0.0))
+        self.state["losses_before"] = None
 
     def _update_logits(self, delta: torch.Tensor) -> None:
         logits = self.state["logits"]
@@ -77,10 +85,10 @@ class FAMO(LossWeighting):
 
     def state_dict(self) -> dict:
         return {"logits": self.state["logits"].detach().clone(), "optimizer": self.state["optimizer"].state_dict(),
-                "previous_losses": self.state["previous_losses"]}
+                "losses_before": self.state["losses_before"]}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             self.state["logits"].copy_(state["logits"])
         self.state["optimizer"].load_state_dict(state["optimizer"])
-        self.state["previous_losses"] = state["previous_losses"]
+        self.state["losses_before"] = state["losses_before"]
