@@ -77,6 +77,8 @@ def multitask_backward(losses: torch.Tensor, net: MultiTaskNet, record: ForwardR
             write_flat_grad(net.shared_parameters(), weights @ task_grads)
     else:
         raise TypeError(f"combiner '{combiner.name}' is of no kind that mtrl.mtl_backward knows")
+    if combiner.max_shared_grad_norm > 0:
+        clip_norm_(net.shared_parameters(), combiner.max_shared_grad_norm)
     return {"weight": weights, **stats}
 
 
@@ -214,6 +216,14 @@ def write_flat_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
         n = p.numel()
         p.grad = flat[offset: offset + n].view_as(p)  # a view: `flat` is not used again
         offset += n
+
+
+@torch.no_grad()
+def clip_norm_(params: list[nn.Parameter], max_norm: float) -> None:
+    """Scale the parameters' gradients down to global norm `max_norm` if it is larger (no host round trip)."""
+    grads = [p.grad for p in params]
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
 
 
 def _set_grads(params: list[nn.Parameter], grads) -> None:

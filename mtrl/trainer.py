@@ -190,6 +190,7 @@ class Trainer:
         cfg, k = self.cfg.train, self.env.num_tasks
         obs = self.env.reset()
         episode_return, episode_success = np.zeros(k), np.zeros(k, dtype=bool)
+        abs_reward = np.zeros(k)  # each task's reward scale since the last log
         metrics: dict[str, torch.Tensor] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
         loop_started = time.perf_counter()
@@ -214,6 +215,7 @@ class Trainer:
                 self.reward_normaliser.observe(step.reward, step.terminated, step.done)
             obs = step.obs
             episode_return += step.reward
+            abs_reward += np.abs(step.reward)
             episode_success |= step.success > 0
             if step.done.all():  # MT10 episodes share one length, so they end together
                 self.monitor.log(self.step, {"train/episode_return": episode_return,
@@ -232,8 +234,12 @@ class Trainer:
                 self._check_finite(metrics)
                 now = time.perf_counter()
                 sps = (self.step - last_log_step) / (now - last_log_time)
+                scales = {"train/mean_abs_reward": abs_reward / (self.step - last_log_step)}
+                if self.reward_normaliser is not None:
+                    scales["train/reward_divisor"] = self.reward_normaliser.divisors(self.agent.log_alpha.detach().exp())
                 last_log_time, last_log_step = now, self.step
-                self.monitor.log(self.step, {**metrics, "perf/steps_per_second": sps,
+                abs_reward[:] = 0.0
+                self.monitor.log(self.step, {**metrics, **scales, "perf/steps_per_second": sps,
                                              "perf/resident_mib": resident_mib()})
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 self.seconds["total"] = time.perf_counter() - loop_started

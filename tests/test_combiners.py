@@ -13,7 +13,7 @@ from mtrl.combiners.cagrad import CAGrad, CAGradOptions, cagrad_objective
 from mtrl.combiners.fairgrad import FairGrad, FairGradOptions
 from mtrl.combiners.famo import FAMO, FAMOOptions
 from mtrl.combiners.nashmtl import NashMTL, NashMTLOptions
-from mtrl.combiners.ntkmtl import NTKMTL, NTKMTLOptions
+from mtrl.combiners.ntkmtl import NTKMTL, NTKMTLOptions, ntk_weights, smoothed_lambdas
 from mtrl.combiners.ntkmtl_sr import NTKMTLSR, NTKMTLSROptions
 from mtrl.combiners.pcgrad import PCGrad
 from mtrl.combiners.solvers import normalised_gram
@@ -185,6 +185,45 @@ def test_ntkmtl_p_exponent():
     lambdas = torch.tensor([1.0, 4.0, 16.0, 64.0], dtype=torch.double)
     weights, _ = NTKMTL(K, NTKMTLOptions(p=0.75)).weigh(lambdas.view(K, 1, 1))
     torch.testing.assert_close(weights, (lambdas.mean() / lambdas).pow(0.75))
+
+
+@pytest.mark.parametrize("method", [NTKMTL, NTKMTLSR], ids=lambda c: c.name)
+def test_lambda_floor_bounds_the_weight_of_a_task_without_gradient(method):
+    lambdas = torch.tensor([1.0, 2.0, 1.0, 1e-10], dtype=torch.double)
+    unbounded = ntk_weights(smoothed_lambdas(lambdas, method.Options(), {}), 0.5, 1e-12)
+    assert unbounded[3] > 1e4
+    options = method.Options(lambda_floor=0.01)
+    weights = ntk_weights(smoothed_lambdas(lambdas, options, {}), 0.5, 1e-12)
+    # floor^-p = 10 times an average task's weight (the mean rises a little with the floored lambda)
+    assert 0.01**-0.5 <= weights[3] <= 1.01 * 0.01**-0.5
+    torch.testing.assert_close(weights[:3], unbounded[:3], rtol=0.01, atol=0)  # the others keep about theirs
+
+
+def test_lambda_average_smooths_a_jump():
+    options, state = NTKMTLOptions(ema=0.9), {"lambda_average": None}
+    steady = torch.ones(K, dtype=torch.double)
+    for _ in range(5):
+        smoothed_lambdas(steady, options, state)
+    jump = steady.clone()
+    jump[0] = 100.0
+    used = smoothed_lambdas(jump, options, state)
+    assert used[0] == pytest.approx(0.9 + 0.1 * 100) and torch.equal(used[1:], steady[1:])
+    raw_ratio = ntk_weights(jump, 0.5, 1e-12)[0] / ntk_weights(steady, 0.5, 1e-12)[0]
+    smooth_ratio = ntk_weights(used, 0.5, 1e-12)[0] / ntk_weights(steady, 0.5, 1e-12)[0]
+    assert raw_ratio < smooth_ratio < 1  # the weight still falls, but less than a single update's jump says
+
+
+@pytest.mark.parametrize("method", [NTKMTL, NTKMTLSR], ids=lambda c: c.name)
+def test_max_grad_norm_clips_the_shared_gradient_alone(method):
+    net = make_net()
+    x = torch.randn(2, K, B, IN, dtype=torch.double)
+    backward(method(K), net, x)
+    heads = [p.grad.clone() for p in net.task_parameters()]
+    backward(method(K, method.Options(max_grad_norm=1e-3)), net, x)
+    shared_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.shared_parameters()]))
+    assert shared_norm == pytest.approx(1e-3, rel=1e-4)
+    for before, param in zip(heads, net.task_parameters()):
+        torch.testing.assert_close(param.grad, before)
 
 
 # ------------------------------------------------------------------------------------------------ NTKMTL-SR

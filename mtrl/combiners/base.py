@@ -36,6 +36,7 @@ class Combiner(ABC):
     Options: ClassVar[type | None] = None  # the dataclass of the method's options, if it has any
     roles: ClassVar[tuple[str, ...]] = ("actor", "critic")  # the losses the rule applies to
     subbatches: int = 1  # rows n of each task's Jacobian (sub-batches of its rows) the rule looks at
+    max_shared_grad_norm: float = 0.0  # the combined shared gradient is scaled down to this norm; 0: off
 
     def __init__(self, num_tasks: int):
         self.num_tasks = num_tasks

@@ -11,23 +11,20 @@ through the encoder once (`mtrl.mtl_backward`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from mtrl.combiners.base import RepresentationWeighting, Stats
-from mtrl.combiners.ntkmtl import ntk_weights
-from mtrl.combiners.options import require_non_negative, require_positive
+from mtrl.combiners.ntkmtl import NTKMTLOptions, ntk_weights, smoothed_lambdas
 
 
 @dataclass
-class NTKMTLSROptions:
-    p: float = 0.5
-    subbatches: int = 4  # n sub-batches per task, each one row of J_i(z)
-    eps: float = 1e-12
+class NTKMTLSROptions(NTKMTLOptions):
+    """NTKMTL's options; each task's Jacobian at z has n = 4 rows by default."""
 
-    def validate(self) -> None:
-        require_positive("ntkmtl_sr", self, "subbatches", "eps")
-        require_non_negative("ntkmtl_sr", self, "p")
+    method: ClassVar[str] = "ntkmtl_sr"
+    subbatches: int = 4  # n sub-batches per task, each one row of J_i(z)
 
 
 def representation_lambdas(grad_z: torch.Tensor, subbatches: int) -> torch.Tensor:
@@ -45,8 +42,10 @@ class NTKMTLSR(RepresentationWeighting):
     def __init__(self, num_tasks: int, options: NTKMTLSROptions | None = None):
         super().__init__(num_tasks)
         self.options = options or NTKMTLSROptions()
-        self.subbatches = self.options.subbatches
+        self.subbatches, self.max_shared_grad_norm = self.options.subbatches, self.options.max_grad_norm
+        self.state = {"lambda_average": None}
 
     def weigh(self, grad_z: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         lambdas = representation_lambdas(grad_z, self.subbatches)
-        return ntk_weights(lambdas, self.options.p, self.options.eps), {"lambda": lambdas}
+        used = smoothed_lambdas(lambdas, self.options, self.state)
+        return ntk_weights(used, self.options.p, self.options.eps), {"lambda": lambdas}
