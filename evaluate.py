@@ -42,6 +42,8 @@ def parse_args():
     parser.add_argument("--episodes", type=int, help="episodes per task (default: the protocol's)")
     parser.add_argument("--seed", type=int, default=1, help="env seed for expert/random")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--reference", default="mtsac", metavar="LABEL",
+                        help="the results-table row others are compared with (P(better)); default: mtsac")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
                                                  "runs/eval_<policy>; the directory of runs or runs/results)")
     parser.add_argument("--video", action="store_true", help="also record one episode per task: GIFs in "
@@ -61,11 +63,11 @@ def parse_args():
     return args
 
 
-def tabulate(runs: list[Path], out: Path | None) -> None:
+def tabulate(runs: list[Path], out: Path | None, reference: str) -> None:
     from mtrl.results import find_runs, write_report
 
     out = out or (runs[0] if len(runs) == 1 else Path("runs") / "results")
-    paths = write_report(find_runs(runs), out)
+    paths = write_report(find_runs(runs), out, reference)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
 
@@ -86,7 +88,7 @@ def record(policy, protocol: str, seed: int, reward_version: str, out_dir: Path,
 def main() -> None:
     args = parse_args()
     if args.table:
-        return tabulate(args.runs, args.out)
+        return tabulate(args.runs, args.out, args.reference)
     if args.policy == "agent":
         if args.checkpoint:
             path, state = args.checkpoint, load_checkpoint(args.checkpoint)

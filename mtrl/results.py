@@ -5,8 +5,12 @@ learning curves and a method x task heatmap next to it.
     python evaluate.py runs/mtsac_s1_... runs/mtsac_s2_...
 
 A run's result is its final logged evaluation (the protocol's deterministic evaluation at the last step, in
-`evaluations.jsonl`). Runs whose configs differ only in the seed form one row; rows are labelled by the method
-and by whatever else of their config differs between rows.
+`evaluations.jsonl`), and beside it the mean of its last three evaluations, which flickers less. Runs whose
+configs differ only in the seed form one row; rows are labelled by the method and by whatever else of their
+config differs between rows. Over the runs of a row the table gives the mean +- standard error, and, from each
+run's per-task scores (the mean of its last three evaluations), the interquartile mean with a 95%
+stratified-bootstrap confidence interval and the probability of improvement over a reference row
+(`mtrl.stats`, after Agarwal et al. 2021).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import yaml
 
 from mtrl.config import flatten, from_dict
+from mtrl.stats import confidence_interval, improvement_interval, iqm, probability_of_improvement
 
 # Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds; REFERENCE.md section 6): a different
 # protocol and simulator version from ours, shown for orientation only.
@@ -57,6 +62,7 @@ class Run:
     curve_steps: np.ndarray  # [E] steps of every evaluation
     curve: np.ndarray  # [E] mean success over tasks at each evaluation
     wall_seconds: float | None = None  # the training loop's wall clock up to the final evaluation, if logged
+    recent_task_success: dict[str, float] | None = None  # per task, the mean of the last evaluations
 
     def recent_success(self, evaluations: int = LAST_EVALUATIONS) -> float:
         """Mean success over tasks, averaged over the last `evaluations` evaluations."""
@@ -79,7 +85,8 @@ def load_run(run_dir: Path) -> Run:
     last = records[-1]
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
                np.array([r["step"] for r in records]),
-               np.array([np.mean(list(r["success"].values())) for r in records]), last.get("wall_seconds"))
+               np.array([np.mean(list(r["success"].values())) for r in records]), last.get("wall_seconds"),
+               {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]})
 
 
 def _merge_network_keys(runs: list[Run]) -> list[dict]:
@@ -146,6 +153,19 @@ class Row:
     def recent_success(self) -> tuple[float, float]:
         return mean_and_se([r.recent_success() for r in self.runs])
 
+    def scores(self) -> np.ndarray:
+        """`[runs, tasks]`: each run's score on each task, the mean of its last evaluations."""
+        return np.array([list(r.recent_task_success.values()) for r in self.runs])
+
+    def iqm(self) -> tuple[float, float, float]:
+        """Interquartile mean of the runs' task scores and its 95% stratified-bootstrap interval."""
+        return (iqm(self.scores()), *confidence_interval(self.scores(), iqm))
+
+    def improvement_over(self, reference: "Row") -> tuple[float, float, float]:
+        """Probability that this row's runs score above the reference row's on a task, with its interval."""
+        x, y = self.scores(), reference.scores()
+        return (probability_of_improvement(x, y), *improvement_interval(x, y))
+
     def minutes(self) -> float:
         """Mean wall clock of the runs in minutes (NaN where runs did not log it)."""
         seconds = [r.wall_seconds for r in self.runs if r.wall_seconds is not None]
@@ -187,17 +207,28 @@ def _fmt(mean: float, se: float) -> str:
     return f"{mean:.2f}" if math.isnan(se) else f"{mean:.2f} +- {se:.2f}"
 
 
-def to_markdown(rows: list[Row]) -> str:
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def find_reference(rows: list[Row], label: str) -> Row | None:
+    return next((row for row in rows if row.label == label), None)
+
+
+def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
+    base = find_reference(rows, reference)
     lines = [f"| method | seeds | steps | protocol | success (mean +- s.e.) | last {LAST_EVALUATIONS} evaluations | "
-             "minutes per run | published, v1 protocol, 2M steps |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"IQM [95% CI] | P(better than {reference}) [95% CI] | minutes per run | "
+             "published, v1 protocol, 2M steps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         steps = sorted({r.steps for r in row.runs})
         published = PUBLISHED_V1.get(row.published_key)
         ref = f"{published[0]}: {published[1]:.2f} +- {published[2]:.2f}" if published else "not reported"
+        improvement = _interval(*row.improvement_over(base)) if base is not None and row is not base else "-"
         lines.append(f"| {row.label} | {len(row.runs)} | {'/'.join(f'{s:,}' for s in steps)} | "
                      f"{row.runs[0].protocol} | **{_fmt(*row.success())}** | {_fmt(*row.recent_success())} | "
-                     f"{row.minutes():.0f} | {ref} |")
+                     f"{_interval(*row.iqm())} | {improvement} | {row.minutes():.0f} | {ref} |")
     tasks = list(rows[0].runs[0].success)
     lines += ["", "Per task (success, mean +- s.e. over seeds):", "",
               "| task | " + " | ".join(r.label for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
@@ -205,8 +236,12 @@ def to_markdown(rows: list[Row]) -> str:
         lines.append(f"| {task} | " + " | ".join(_fmt(*r.task_success(task)) for r in rows) + " |")
     lines += ["", "Success is the final evaluation's mean over tasks; the column beside it averages each run's last "
               f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
-              "sqrt(seeds). Minutes: the training loop's wall clock per run. The published column is Meta-World v1 "
-              "at 2M steps: a different protocol, simulator version and budget, not comparable."]
+              "sqrt(seeds). IQM: the interquartile mean of every run's per-task scores (each the mean of its last "
+              f"{LAST_EVALUATIONS} evaluations), with a 95% stratified-bootstrap interval (2,000 resamples of the "
+              "runs within each task); P(better): the chance that a run of the row scores above a run of the "
+              "reference row on a task, ties counted half, with its bootstrap interval. Minutes: the training "
+              "loop's wall clock per run. The published column is Meta-World v1 at 2M steps: a different protocol, "
+              "simulator version and budget, not comparable."]
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +268,7 @@ def to_json(rows: list[Row]) -> str:
     return json.dumps({"rows": data}, indent=2)
 
 
-def write_report(run_dirs: list[Path], out_dir: Path) -> list[Path]:
+def write_report(run_dirs: list[Path], out_dir: Path, reference: str = "mtsac") -> list[Path]:
     """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`."""
     from mtrl.plots import plot_heatmap, plot_method_curves
 
@@ -248,7 +283,7 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> list[Path]:
     rows = group(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
-    paths[0].write_text(to_markdown(rows))
+    paths[0].write_text(to_markdown(rows, reference))
     paths[1].write_text(to_json(rows))
     plot_method_curves(rows, paths[2])
     plot_heatmap(rows, paths[3])

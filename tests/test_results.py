@@ -61,8 +61,17 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert data["ntkmtl_sr"]["published_v1"] is None
     table = to_markdown(rows)
     # the mean of the last three evaluations is half the final one here (0, 0.5 and 1 times it); 300 s per run
-    assert ("| mtsac | 3 | 3,000 | mt10-fixed | **0.50 +- 0.21** | 0.25 +- 0.10 | 5 | "
-            "multi-head SAC: 0.61 +- 0.04 |") in table
+    # IQM of the task scores 0.1, 0.2 and 0.45 (each seed's mean of its last three evaluations, ten tasks
+    # each): the middle half of the thirty scores, 0.1 x 3 + 0.2 x 10 + 0.45 x 3 over 16 = 0.228
+    line = next(line for line in table.splitlines() if line.startswith("| mtsac |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[:6] == ["mtsac", "3", "3,000", "mt10-fixed", "**0.50 +- 0.21**", "0.25 +- 0.10"]
+    value, low, high = map(float, cells[6].replace("[", "").replace("]", "").replace(",", "").split())
+    assert value == pytest.approx(0.228, abs=0.005) and 0.1 <= low < value < high <= 0.45
+    assert cells[7:] == ["-", "5", "multi-head SAC: 0.61 +- 0.04"]
+    # ntkmtl_sr against mtsac: on reach its runs (0.5) beat mtsac's (0.1, 0.2 and 0.45) always; elsewhere
+    # (0.0) never: P(better) = 1 / 10
+    assert "| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.00 [0.00, 0.00] | 0.10 [0.10, 0.10] |" in table
     assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
     steps, mean, se = rows[0].curve()
     assert steps.tolist() == [1000, 2000, 3000] and mean == pytest.approx([0.0, 0.25, 0.5])

@@ -6,6 +6,8 @@
 - update: every method's full SAC update (critic, actor, temperature) on the same batch, for the paper's
   network size and for the CPU preset, interleaved round-robin so that drifts of the machine hit every method
   alike; medians over repeats, as a ratio to `mtsac`.
+- options: the update cost of each variant of an ablation sweep (network and loss options), per update and
+  per environment step, as a ratio to the first variant.
 - baseline (with --baseline REF): every method's update cost on this tree against the code of git commit
   REF, in alternating subprocesses, as a ratio to REF's.
 - collection: env-steps/s of each task's env alone (their combination is the one-core limit) and of
@@ -33,7 +35,7 @@ import torch
 
 from mtrl.cli import run_main
 from mtrl.combiners import COMBINERS
-from mtrl.config import load_config
+from mtrl.config import Config, load_config
 from mtrl.envs import NUM_TASKS, PROTOCOLS, STATE_DIM
 from mtrl.replay import MultiTaskReplay
 from mtrl.sac import MTSAC
@@ -60,11 +62,17 @@ def _filled_replay(device: torch.device, transitions: int = 2000) -> MultiTaskRe
 
 def update_costs(config_path: Path, device: torch.device, repeats: int, updates: int) -> dict[str, float]:
     """Median seconds per update for every method on one fixed batch."""
+    configs = {method: load_config(config_path, method=method) for method in COMBINERS}
+    return timed_updates(configs, device, repeats, updates)
+
+
+def timed_updates(configs: dict[str, Config], device: torch.device, repeats: int, updates: int) -> dict[str, float]:
+    """Median seconds per update of an agent built from each config, interleaved round-robin on one batch
+    (the configs share the batch size)."""
     agents = {}
-    for method in COMBINERS:
-        cfg = load_config(config_path, method=method)
+    for name, cfg in configs.items():
         torch.manual_seed(0)
-        agents[method] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
+        agents[name] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
     batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
     for agent in agents.values():  # warm-up: allocator, lazy init, first-call overheads
         for _ in range(3):
@@ -152,6 +160,29 @@ def baseline_section(ref: str, device: torch.device, rounds: int, repeats: int, 
             new = statistics.median(r[preset][method] for r in samples["this tree"])
             rows[method] += f" {old * 1e3:.2f} | {new * 1e3:.2f} | {new / old:.3f}x |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)] + list(rows.values())
+    print("\n".join(lines))
+    return lines + [""]
+
+
+def options_section(sweep_file: Path, device: torch.device, repeats: int, updates: int) -> list[str]:
+    """The cost of each variant of an ablation sweep: one update, and the updates of one environment step
+    (`train.updates_per_step` of them), relative to the sweep's first variant."""
+    from mtrl.apps.sweep import load_sweep, run_config
+
+    sweep = load_sweep(sweep_file)
+    first_runs = [spec for spec in sweep.runs() if spec.seed == sweep.seeds[0] and spec.method == sweep.methods[0]]
+    configs = {cfg.label or spec.name: cfg for spec in first_runs for cfg in [run_config(sweep, spec)]}
+    costs = timed_updates(configs, device, repeats, updates)
+    first = next(iter(costs))
+    per_step = {name: seconds * configs[name].train.updates_per_step for name, seconds in costs.items()}
+    lines = [f"## Update cost of the options in `{sweep_file.name}`", "",
+             f"Each variant's SAC update (`{sweep.methods[0]}`) on the same batch, interleaved round-robin, median of "
+             f"{repeats} repeats of {updates} updates; per environment step, times `train.updates_per_step`; "
+             f"ratios to `{first}`.", "",
+             "| variant | ms per update | ratio | ms per environment step | ratio |", "|---|---|---|---|---|"]
+    for name, seconds in costs.items():
+        lines.append(f"| `{name}` | {seconds * 1e3:.2f} | {seconds / costs[first]:.2f}x | {per_step[name] * 1e3:.2f} | "
+                     f"{per_step[name] / per_step[first]:.2f}x |")
     print("\n".join(lines))
     return lines + [""]
 
@@ -304,7 +335,7 @@ def soak_section(run_dir: Path) -> list[str]:
     return lines
 
 
-SECTIONS = ("update", "collection", "end-to-end", "memory", "soak", "baseline")
+SECTIONS = ("update", "options", "collection", "end-to-end", "memory", "soak", "baseline")
 
 
 def _read_sections(path: Path) -> dict[str, list[str]]:
@@ -333,6 +364,8 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REF", help="git commit whose update cost this tree's is compared "
                                                           "with (section 'baseline')")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the two trees for --baseline")
+    parser.add_argument("--sweep", type=Path, default=ROOT / "configs/sweeps/ablation_cpu.yaml",
+                        help="the ablation sweep whose variants the 'options' section times")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:
@@ -354,6 +387,7 @@ def main() -> None:
                 "end-to-end": lambda: end_to_end_section(args.loop_steps),
                 "memory": replay_section,
                 "soak": lambda: soak_section(args.soak_run),
+                "options": lambda: options_section(args.sweep, device, args.repeats, args.updates),
                 "baseline": lambda: baseline_section(args.baseline, device, args.rounds, args.repeats, args.updates,
                                                      args.threads)}
     existing = _read_sections(args.out)

@@ -1,0 +1,34 @@
+"""The comparison statistics on known numbers."""
+
+import numpy as np
+import pytest
+
+from mtrl.stats import confidence_interval, improvement_interval, iqm, probability_of_improvement
+
+
+def test_iqm_drops_the_lowest_and_highest_quarter():
+    assert iqm(np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])) == pytest.approx(3.5)  # mean of 2..5
+    assert iqm(np.arange(10.0).reshape(5, 2)) == pytest.approx(np.mean([2, 3, 4, 5, 6, 7]))  # 2 cut each side
+    assert iqm(np.full((3, 4), 0.7)) == pytest.approx(0.7)
+
+
+def test_bootstrap_interval_contains_the_true_mean_and_narrows_with_runs():
+    rng = np.random.default_rng(1)
+    few = rng.normal(0.5, 0.1, size=(5, 10))
+    many = rng.normal(0.5, 0.1, size=(200, 10))
+    low, high = confidence_interval(few, lambda s: float(s.mean()))
+    assert low < 0.5 < high
+    low_many, high_many = confidence_interval(many, lambda s: float(s.mean()))
+    assert low_many < 0.5 < high_many and high_many - low_many < (high - low) / 3
+
+
+def test_probability_of_improvement_on_constructed_cases():
+    better = np.ones((4, 3))
+    worse = np.zeros((5, 3))
+    assert probability_of_improvement(better, worse) == 1.0
+    assert probability_of_improvement(worse, better) == 0.0
+    same = np.random.default_rng(0).random((6, 3))
+    assert probability_of_improvement(same, same) == pytest.approx(0.5)  # a method against itself
+    assert probability_of_improvement(np.full((2, 2), 0.3), np.full((3, 2), 0.3)) == 0.5  # all ties
+    low, high = improvement_interval(better, worse)
+    assert low == high == 1.0
