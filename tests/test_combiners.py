@@ -448,3 +448,64 @@ def test_every_combiner_is_finite_when_a_task_has_no_gradient(method):
     assert all(torch.isfinite(v).all() for v in stats.values())
     for param in net.parameters():
         assert torch.isfinite(param.grad).all()
+
+
+# ------------------------------------------------- solver accuracy against scipy on ill-conditioned problems
+def ill_conditioned(seed: int, k: int = 10, dim: int = 200) -> torch.Tensor:
+    """Task gradients with a shared component and norms spread over three orders of magnitude."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=(k, dim)) + rng.normal(size=(1, dim)) * rng.uniform(0, 1.5)
+    return torch.tensor(g * 10 ** rng.uniform(-1.5, 1.5, size=(k, 1)))
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("c", [0.5, 0.9])
+def test_cagrad_direction_matches_an_exact_solve(c):
+    for seed in range(20):
+        g = ill_conditioned(seed)
+        gram, _ = normalised_gram(g @ g.T)
+        a = gram.numpy()
+        mean = np.full(len(a), 1 / len(a))
+        radius = c * np.sqrt(mean @ a @ mean)
+
+        def objective(w):
+            return w @ a @ mean + radius * np.sqrt(max(w @ a @ w, 0.0) + 1e-20)
+
+        best = min((minimize(objective, start, bounds=[(0, 1)] * len(a), method="SLSQP",
+                             constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+                             options={"ftol": 1e-15, "maxiter": 1000})
+                    for start in [mean, *np.eye(len(a))]), key=lambda r: r.fun)
+        g_w = torch.tensor(best.x) @ g
+        g0 = g.mean(0)
+        exact = g0 + c * g0.norm() / g_w.norm() * g_w
+        weights, _ = CAGrad(len(a), CAGradOptions(c=c)).weigh(g @ g.T)  # a cold solve: 50 steps
+        assert cosine(weights @ g, exact) >= 0.999, seed
+
+
+@pytest.mark.parametrize("method, alpha", [(NashMTL, 1.0), (FairGrad, 2.0), (FairGrad, 0.5)])
+def test_bargaining_and_fairness_weights_match_an_independent_solve(method, alpha):
+    """The positive w with `(G G^T) w = w^(-1/alpha)` minimises `w^T M w / 2 - sum u(w_i)`, u' = w^(-1/alpha):
+    scipy's L-BFGS-B on that function gives the same direction."""
+    for seed in range(20):
+        g = ill_conditioned(seed)
+        m = (g @ g.T).numpy()
+        if alpha == 1.0:
+            def utility(w):
+                return np.log(w).sum(), 1 / w
+        else:
+            def utility(w):
+                return (w ** (1 - 1 / alpha)).sum() / (1 - 1 / alpha), w ** (-1 / alpha)
+
+        def objective(w):
+            u, du = utility(w)
+            return 0.5 * w @ m @ w - u, m @ w - du
+
+        start = np.diag(m) ** (-alpha / (1 + alpha))
+        best = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(1e-12, None)] * len(m),
+                        options={"ftol": 1e-20, "gtol": 1e-14, "maxiter": 10000})
+        combiner = NashMTL(len(m)) if method is NashMTL else FairGrad(len(m), FairGradOptions(alpha=alpha))
+        weights, _ = combiner.weigh(g @ g.T)
+        assert cosine(weights @ g, torch.tensor(best.x) @ g) >= 0.999, seed

@@ -4,10 +4,11 @@ Step along the direction that maximises the worst task's improvement within a ba
 around the mean gradient g0. Its dual picks simplex weights
 `w* = argmin_{w in simplex} g_w . g0 + c ||g0|| ||g_w||` (g_w = w @ G), and the update is
 `d = (g0 + c ||g0|| / ||g_w*|| * g_w*) / (1 + c^2)` (the authors' default rescaling). With c = 0 it is the
-mean gradient. The weights are found on the device by projected gradient steps on the normalised Gram
-matrix: `iterations` steps from uniform weights at the first update (50 come within about 1e-3 * ||g0||^2 of
-the optimal objective), then `warm_iterations` steps from the previous update's solution, which tracks the
-optimum as the gradients drift.
+mean gradient. The weights are found on the device by pairwise Frank-Wolfe steps with exact line search on
+the normalised Gram matrix (`solvers.cagrad_dual`): `iterations` steps from uniform weights at the first
+update, then `warm_iterations` steps from the previous update's solution, which tracks the optimum as the
+gradients drift. (Fixed-step projected gradient, used before, left the direction up to 25 degrees off the
+optimum after 20 steps on ill-conditioned problems.)
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import torch
 
 from mtrl.combiners.base import GramWeighting, Stats
 from mtrl.combiners.options import require_non_negative, require_positive
-from mtrl.combiners.solvers import normalised_gram, simplex_projected_gradient
+from mtrl.combiners.solvers import cagrad_dual, normalised_gram
 
 
 @dataclass
 class CAGradOptions:
     c: float = 0.5  # radius of the ball around the mean gradient, relative to its norm
-    iterations: int = 20  # projected-gradient steps of the weight solver from uniform weights (the first update)
-    warm_iterations: int = 5  # steps from the previous update's solution (every later update)
+    iterations: int = 50  # pairwise Frank-Wolfe steps of the weight solver from uniform weights (first update)
+    warm_iterations: int = 10  # steps from the previous update's solution (every later update)
 
     def validate(self) -> None:
         require_positive("cagrad", self, "iterations", "warm_iterations")
@@ -57,16 +58,11 @@ class CAGrad(GramWeighting):
         mean = torch.full((k,), 1.0 / k, device=gram.device, dtype=gram.dtype)
         g0_norm = (mean @ gram @ mean).clamp_min(0).sqrt()
         tiny = torch.finfo(gram.dtype).eps
-
-        def objective_grad(w: torch.Tensor) -> torch.Tensor:
-            gw_norm = (w @ gram @ w).clamp_min(tiny).sqrt()
-            return gram @ mean + c * g0_norm * (gram @ w) / gw_norm
-
         start, iterations = mean, self.options.iterations
         if previous is not None and previous.shape == (k,):  # unless the last solve went bad
             start = torch.where(torch.isfinite(previous).all(), previous.to(gram.dtype), mean)
             iterations = self.options.warm_iterations
-        w = simplex_projected_gradient(objective_grad, start, iterations)
+        w = cagrad_dual(gram, c, iterations, start)
         self.state["previous"] = w
         gw_norm = (w @ gram @ w).clamp_min(0).sqrt()
         lam = c * g0_norm / (gw_norm + tiny)
