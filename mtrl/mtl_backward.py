@@ -61,8 +61,7 @@ def multitask_backward(losses: torch.Tensor, net: MultiTaskNet, record: ForwardR
         grad_z = head_backward(losses, net, record)
         with torch.no_grad():
             weights, stats = combiner.weigh(grad_z)
-        _set_grads(net.shared_parameters(), torch.autograd.grad(record.representation, net.shared_parameters(),
-                                                                grad_z * weights.view(1, -1, 1, 1)))
+        encoder_backward(net, record, grad_z, weights)
     elif isinstance(combiner, KernelWeighting) and combiner.subbatches == 1 and _groupable(net, record):
         weights, stats = gram_diagonal_backward(losses, net, record, combiner)
     elif isinstance(combiner, (KernelWeighting, GramWeighting)):
@@ -78,7 +77,7 @@ def multitask_backward(losses: torch.Tensor, net: MultiTaskNet, record: ForwardR
     else:
         raise TypeError(f"combiner '{combiner.name}' is of no kind that mtrl.mtl_backward knows")
     if combiner.max_shared_grad_norm > 0:
-        clip_norm_(net.shared_parameters(), combiner.max_shared_grad_norm)
+        clip_grad_norm_([p.grad for p in net.shared_parameters()], combiner.max_shared_grad_norm)
     return {"weight": weights, **stats}
 
 
@@ -109,8 +108,14 @@ def weighted_backward(losses: torch.Tensor, net: MultiTaskNet, record: ForwardRe
         _set_grads(heads, torch.autograd.grad(losses.sum(), heads, retain_graph=True))
         _set_grads(shared, torch.autograd.grad((weights * losses).sum(), shared))
     else:
-        grad_z = head_backward(losses, net, record)
-        _set_grads(shared, torch.autograd.grad(record.representation, shared, grad_z * weights.view(1, -1, 1, 1)))
+        encoder_backward(net, record, head_backward(losses, net, record), weights)
+
+
+def encoder_backward(net: MultiTaskNet, record: ForwardRecord, grad_z: torch.Tensor, weights: torch.Tensor) -> None:
+    """The shared parameters get the gradient of `sum_i w_i l_i`: `dL/dz [M, K, b, d]` weighted per task and
+    sent through the encoder once."""
+    shared = net.shared_parameters()
+    _set_grads(shared, torch.autograd.grad(record.representation, shared, grad_z * weights.view(1, -1, 1, 1)))
 
 
 def gram_diagonal_backward(losses: torch.Tensor, net: MultiTaskNet, record: ForwardRecord,
@@ -219,11 +224,12 @@ def write_flat_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def clip_norm_(params: list[nn.Parameter], max_norm: float) -> None:
-    """Scale the parameters' gradients down to global norm `max_norm` if it is larger (no host round trip)."""
-    grads = [p.grad for p in params]
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
+def clip_grad_norm_(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor | None = None) -> None:
+    """Scale `grads` down to global norm `max_norm` if it is larger (no host round trip); `norms`, each
+    gradient's own norm, where the caller has them already."""
+    if norms is None:
+        norms = torch.stack(torch._foreach_norm(grads))
+    torch._foreach_mul_(grads, (max_norm / (torch.linalg.vector_norm(norms) + 1e-6)).clamp(max=1.0))
 
 
 def _set_grads(params: list[nn.Parameter], grads) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from mtrl.combiners import Combiner, make_combiner
 from mtrl.config import Config
-from mtrl.mtl_backward import multitask_backward
+from mtrl.mtl_backward import clip_grad_norm_, multitask_backward
 from mtrl.nets import Actor, TwinCritic, frozen
 from mtrl.q_values import make_q_values
 from mtrl.replay import Batch
@@ -142,8 +142,7 @@ def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, max_gr
     norms = torch.stack(torch._foreach_norm(grads))
     finite = torch.isfinite(losses).all() & torch.isfinite(norms).all()
     if max_grad_norm > 0:
-        scale = (max_grad_norm / (torch.linalg.vector_norm(norms) + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(grads, scale)
+        clip_grad_norm_(grads, max_grad_norm, norms)
     optimizer.found_inf = (~finite).float()
     optimizer.step()
     return optimizer.found_inf
