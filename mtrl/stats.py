@@ -33,10 +33,7 @@ def confidence_interval(scores: np.ndarray, statistic: Callable[[np.ndarray], fl
                         level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile interval of `statistic` over stratified bootstrap resamples of `scores [runs, tasks]`."""
     samples = stratified_bootstrap(np.asarray(scores, dtype=np.float64), reps, np.random.default_rng(seed))
-    values = np.array([statistic(sample) for sample in samples])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    return _percentile_interval(np.array([statistic(sample) for sample in samples]), level)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -54,7 +51,11 @@ def improvement_interval(x: np.ndarray, y: np.ndarray, reps: int = 2000, level: 
     rng = np.random.default_rng(seed)
     xs = stratified_bootstrap(np.asarray(x, dtype=np.float64), reps, rng)
     ys = stratified_bootstrap(np.asarray(y, dtype=np.float64), reps, rng)
-    values = np.array([probability_of_improvement(a, b) for a, b in zip(xs, ys)])
+    return _percentile_interval(np.array([probability_of_improvement(a, b) for a, b in zip(xs, ys)]), level)
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` share of bootstrap values."""
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
