@@ -59,7 +59,11 @@ class CollectorError(RuntimeError):
 
 def _worker(env_fns: list[Callable[[], gym.Env]], rows: list[int], shared: _SharedArrays, conn: Connection) -> None:
     """Own the environments of task `rows`; step them when told, writing results into the shared arrays."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which then closes the pool
+    # Ctrl-C or a scheduler's SIGTERM to the process group is for the main process: it finishes its step (one a
+    # worker may be in the middle of) and then closes the pool. Were the main process killed outright, `recv`
+    # below fails once its end of the pipe is gone, and the worker exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = [fn() for fn in env_fns]
     a = shared.arrays()
     try:
@@ -119,15 +123,27 @@ class WorkerPool:
             self.processes.append(process)
         self._closed = False
 
-    def _broadcast(self, command: str, args: Any = None) -> list[Any]:
+    def _send(self, command: str, args: Any = None) -> None:
         try:
             for conn in self.connections:
                 conn.send((command, args))
+        except OSError:
+            self._gone()
+
+    def _receive(self) -> list[Any]:
+        try:
             return [conn.recv() for conn in self.connections]
         except (EOFError, OSError):
-            codes = [p.exitcode for p in self.processes]
-            raise CollectorError(f"a collector worker process is gone (exit codes {codes}; negative: killed by "
-                                 f"that signal)") from None
+            self._gone()
+
+    def _gone(self) -> None:
+        codes = [p.exitcode for p in self.processes]
+        raise CollectorError(f"a collector worker process is gone (exit codes {codes}; negative: killed by that "
+                             f"signal)") from None
+
+    def _broadcast(self, command: str, args: Any = None) -> list[Any]:
+        self._send(command, args)
+        return self._receive()
 
     def reset(self) -> np.ndarray:
         self._broadcast("reset")
@@ -135,8 +151,17 @@ class WorkerPool:
 
     def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
         """Step every env once; returns copies of obs, next_obs, reward, terminated, truncated and success."""
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start a step of every env and return at once: the workers step while this process does other work."""
         self.arrays["action"][:] = actions
-        self._broadcast("step")
+        self._send("step")
+
+    def step_wait(self) -> dict[str, np.ndarray]:
+        """Wait for the step `step_async` started; returns what `step` returns."""
+        self._receive()
         return {name: self.arrays[name].copy() for name in _FIELDS if name != "action"}
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:

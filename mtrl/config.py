@@ -84,6 +84,9 @@ class SACConfig:
     normalise_rewards: bool = False
     actor_grad_clip: float = 0.0  # scale the actor's gradient down to this global norm if it is larger; 0 = off
     critic_grad_clip: float = 0.0  # the same for the critic
+    # compile the update's forward-and-loss functions with torch.compile (on CUDA with CUDA graphs). Methods
+    # that read the record of the forward (every one but mtsac) keep their recorded forwards eager
+    compile: bool = False
 
 
 @dataclass
@@ -91,6 +94,10 @@ class TrainConfig:
     steps: int = 2_000_000  # one step = one transition in each of the tasks' envs + one update
     warmup_steps: int = 1500  # uniformly random actions and no updates before this step
     updates_per_step: int = 1  # SAC updates after each environment step, each on a freshly sampled batch
+    # update while the collector's workers step the envs (needs env.vector=workers). The actions are chosen
+    # before the update, as in the sequential loop, but the update's batch cannot hold the transition still
+    # being stepped: it sees the replay one step late
+    overlap: bool = False
     buffer_capacity: int = 1_000_000  # transitions over all tasks
     eval_every: int = 10_000
     checkpoint_every: int = 50_000
@@ -250,6 +257,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'sac.v_min' must be below 'sac.v_max'")
     if cfg.sac.log_std_min >= cfg.sac.log_std_max:
         raise ConfigError("config key 'sac.log_std_min' must be below 'sac.log_std_max'")
+    if cfg.train.overlap and cfg.env.vector != "workers":
+        raise ConfigError(f"config key 'train.overlap' needs env.vector=workers (the collector that steps the envs "
+                          f"in its own processes), got env.vector={cfg.env.vector}")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"unknown device {cfg.device!r}; accepted: auto, cpu, cuda, cuda:N")
     return cfg

@@ -124,6 +124,7 @@ class MT10:
         self.obs_dim = STATE_DIM + NUM_TASKS
         self.action_dim = ACTION_DIM
         self._goals_frozen = False
+        self._pending_actions: np.ndarray | None = None  # the Gymnasium vectorisers' step, between async and wait
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
         """Call a method of (or read an attribute of) every task's environment."""
@@ -141,11 +142,24 @@ class MT10:
         return obs.astype(np.float32)
 
     def step(self, actions: np.ndarray) -> Step:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start a step. With `vector="workers"` the workers step while this process goes on until
+        `step_wait`; the Gymnasium vectorisers step in `step_wait`."""
         if self.pool is not None:
-            out = self.pool.step(actions)
+            self.pool.step_async(actions)
+        else:
+            self._pending_actions = actions
+
+    def step_wait(self) -> Step:
+        """The step that `step_async` started."""
+        if self.pool is not None:
+            out = self.pool.step_wait()
             return Step(out["obs"], out["next_obs"], out["reward"], out["terminated"], out["truncated"],
                         out["success"])
-        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        obs, reward, terminated, truncated, info = self.envs.step(self._pending_actions)
         obs = obs.astype(np.float32)
         next_obs = obs.copy()
         success = _masked(info, "success", self.num_tasks)

@@ -10,7 +10,8 @@ their own task's gradient; shared encoder: the combiner's weighted sum). The age
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -45,32 +46,41 @@ class MTSAC:
         self.actor_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.method_options(), role="actor")
         self.critic_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.method_options(), role="critic")
         self._critic_params = list(self.critic.parameters())
+        steps = (self.soft_target, self.critic_loss, self.actor_loss, self.policy_loss)
+        self.cuda_graphs = sac.compile and device.type == "cuda"
+        if sac.compile:  # on CUDA, CUDA graphs replay each function's kernels without launching them one by one
+            steps = tuple(torch.compile(f, mode="reduce-overhead" if self.cuda_graphs else None) for f in steps)
+        self.steps = _Steps(*steps)
         self._target_params = list(self.critic_target.parameters())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC update on a `[K, b, ...]` batch. Returns per-task `[K]` metrics, still on the device."""
-        sac = self.cfg.sac
+        sac, steps = self.cfg.sac, self.steps
+        if self.cuda_graphs:  # the compiled functions' outputs of the last update may now be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         alpha = self.log_alpha.detach().exp()
 
         # Critic: fit both members to the soft Bellman target; truncation bootstraps, termination does not.
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(batch.next_obs)
-            next_out = self.critic_target(batch.next_obs, next_action)
-            continuation = sac.gamma * (1.0 - batch.terminal)
-            target = self.q_values.target(next_out, batch.reward, continuation, alpha, next_log_prob)
-        out, critic_record = self.critic.forward_recorded(batch.obs, batch.action)
-        critic_losses = self.q_values.loss(out, target)
+            target = steps.soft_target(batch.next_obs, batch.reward, batch.terminal, alpha)
+        if self.critic_combiner.needs_record:
+            out, critic_record = self.critic.forward_recorded(batch.obs, batch.action)
+            critic_losses = self.q_values.loss(out, target)
+        else:
+            (critic_losses, out), critic_record = steps.critic_loss(batch.obs, batch.action, target), None
         critic_stats = multitask_backward(critic_losses, self.critic.net, critic_record, self.critic_combiner)
         critic_bad = _guarded_step(self.critic_opt, critic_losses, sac.critic_grad_clip)
         if self.critic_combiner.needs_losses_after_step:  # FAMO: how far this step moved each task's loss
             with torch.no_grad():
-                self.critic_combiner.after_step(self.q_values.loss(self.critic(batch.obs, batch.action), target))
+                self.critic_combiner.after_step(self.critic_loss(batch.obs, batch.action, target)[0])
 
         # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
-        action, log_prob, actor_record = self.actor.sample_recorded(batch.obs)
         with frozen(self.critic):
-            q_pi = self.q_values.policy_value(self.critic(batch.obs, action))
-        actor_losses = (alpha[:, None] * log_prob - q_pi).mean(dim=-1)
+            if self.actor_combiner.needs_record:
+                action, log_prob, actor_record = self.actor.sample_recorded(batch.obs)
+                actor_losses = steps.policy_loss(batch.obs, action, log_prob, alpha)
+            else:
+                (actor_losses, log_prob), actor_record = steps.actor_loss(batch.obs, alpha), None
         actor_stats = multitask_backward(actor_losses, self.actor.net, actor_record, self.actor_combiner)
         actor_bad = _guarded_step(self.actor_opt, actor_losses, sac.actor_grad_clip)
 
@@ -87,9 +97,9 @@ class MTSAC:
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
 
-        return {
-            "loss/critic": critic_losses.detach(),
-            "loss/actor": actor_losses.detach(),
+        return {  # copies: under CUDA graphs the compiled functions' outputs are overwritten at their next call
+            "loss/critic": critic_losses.detach().clone(),
+            "loss/actor": actor_losses.detach().clone(),
             "loss/temperature": alpha_losses.detach(),
             "temperature": alpha,
             "entropy": -log_prob.detach().mean(dim=-1),
@@ -98,6 +108,31 @@ class MTSAC:
             **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
             **{f"combiner/actor/{k}": v for k, v in actor_stats.items()},
         }
+
+    # The update's forward-and-loss steps. `sac.compile` compiles the ones without a record (`__init__`).
+    def soft_target(self, next_obs: torch.Tensor, reward: torch.Tensor, terminal: torch.Tensor,
+                    alpha: torch.Tensor) -> torch.Tensor:
+        """The critic's regression target from the target critics at a fresh next action."""
+        next_action, next_log_prob = self.actor.sample(next_obs)
+        continuation = self.cfg.sac.gamma * (1.0 - terminal)
+        return self.q_values.target(self.critic_target(next_obs, next_action), reward, continuation, alpha,
+                                    next_log_prob)
+
+    def critic_loss(self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-task critic losses `[K]` and the critic's raw outputs."""
+        out = self.critic(obs, action)
+        return self.q_values.loss(out, target), out
+
+    def actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-task actor losses `[K]` and the sampled actions' log-probabilities `[K, b]`."""
+        action, log_prob = self.actor.sample(obs)
+        return self.policy_loss(obs, action, log_prob, alpha), log_prob
+
+    def policy_loss(self, obs: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor,
+                    alpha: torch.Tensor) -> torch.Tensor:
+        q_pi = self.q_values.policy_value(self.critic(obs, action))
+        return (alpha[:, None] * log_prob - q_pi).mean(dim=-1)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -132,6 +167,16 @@ class MTSAC:
         self.nonfinite_updates.copy_(state["nonfinite_updates"])
         self.actor_combiner.load_state_dict(state["actor_combiner"])
         self.critic_combiner.load_state_dict(state["critic_combiner"])
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """The update's forward-and-loss functions, eager or compiled."""
+
+    soft_target: Callable[..., torch.Tensor]
+    critic_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    actor_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    policy_loss: Callable[..., torch.Tensor]
 
 
 def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor:

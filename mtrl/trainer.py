@@ -74,9 +74,9 @@ class Trainer:
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
         self.interrupted: str | None = None
-        # wall-clock seconds of this process's loop: in env stepping, in updates (CPU timing: on a GPU the
-        # update is asynchronous and its time lands wherever the host next waits), and in total
-        self.seconds = {"env": 0.0, "update": 0.0, "total": 0.0}
+        # wall-clock seconds of this process's loop: waiting for env steps, in updates (CPU timing: on a GPU the
+        # update is asynchronous and its time lands wherever the host next waits), in evaluations, and in total
+        self.seconds = {"env": 0.0, "update": 0.0, "evaluation": 0.0, "total": 0.0}
         self.earlier_seconds = 0.0  # the loop's wall clock in earlier processes of this run (before a resume)
         if resume:
             self._restore()
@@ -137,7 +137,8 @@ class Trainer:
     # -------------------------------------------------------------------------------------------- the loop
     def evaluate(self) -> EvalResult:
         if self.eval_env is None:  # same seed: under the fixed-goal protocol, the same goals as training
-            self.eval_env = MT10(self.cfg.env.protocol, self.cfg.seed, self.cfg.env.reward_version)
+            env = self.cfg.env
+            self.eval_env = MT10(env.protocol, self.cfg.seed, env.reward_version, env.vector, workers=env.workers)
         labels = {"method": self.cfg.method, "seed": self.cfg.seed, "steps": self.step}
         return evaluate(self.agent, self.eval_env, eval_episodes(self.cfg, self.eval_env), labels)
 
@@ -186,6 +187,22 @@ class Trainer:
                            f"(last per-task losses: {losses}); they were skipped, and the newest checkpoint in "
                            f"{self.run_dir / 'checkpoints'} is intact")
 
+    def _timed(self, part: str, function, *args):
+        """`function(*args)`, its wall clock added to `self.seconds[part]`."""
+        started = time.perf_counter()
+        result = function(*args)
+        self.seconds[part] += time.perf_counter() - started
+        return result
+
+    def _updates(self, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`train.updates_per_step` SAC updates once the warm-up is over; the last one's metrics."""
+        if self.step >= self.cfg.train.warmup_steps:
+            started = time.perf_counter()
+            for _ in range(self.cfg.train.updates_per_step):
+                metrics = self.agent.update(self._sample())
+            self.seconds["update"] += time.perf_counter() - started
+        return metrics
+
     def _loop(self, stop: "_StopOnSignal") -> EvalResult | None:
         cfg, k = self.cfg.train, self.env.num_tasks
         obs = self.env.reset()
@@ -201,15 +218,17 @@ class Trainer:
                 action = self.rng.uniform(-1.0, 1.0, (k, self.env.action_dim)).astype(np.float32)
             else:
                 action = self.agent.act(obs, deterministic=False)
-            started = time.perf_counter()
             try:
-                step = self.env.step(action)
+                # overlapped, the update runs while the workers step the envs, on the replay without this step
+                self._timed("env", self.env.step_async, action)
+                if cfg.overlap:
+                    metrics = self._updates(metrics)
+                step = self._timed("env", self.env.step_wait)
             except CollectorError:
-                if stop.signal is None:
+                if stop.signal is None or cfg.overlap:  # overlapped, this step's update is already done
                     raise
                 bar.close()  # the signal reached the collector's workers too: stop at the last finished step
                 return None
-            self.seconds["env"] += time.perf_counter() - started
             self.replay.add(obs, action, step.reward, step.next_obs, step.terminated, step.done)
             if self.reward_normaliser is not None:
                 self.reward_normaliser.observe(step.reward, step.terminated, step.done)
@@ -221,12 +240,8 @@ class Trainer:
                 self.monitor.log(self.step, {"train/episode_return": episode_return,
                                              "train/success": episode_success.astype(np.float32)})
                 episode_return[:], episode_success[:] = 0.0, False
-
-            if self.step >= cfg.warmup_steps:
-                started = time.perf_counter()
-                for _ in range(cfg.updates_per_step):
-                    metrics = self.agent.update(self._sample())
-                self.seconds["update"] += time.perf_counter() - started
+            if not cfg.overlap:
+                metrics = self._updates(metrics)
             self.step += 1
             bar.update(1)
 
@@ -243,7 +258,7 @@ class Trainer:
                                              "perf/resident_mib": resident_mib()})
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 self.seconds["total"] = time.perf_counter() - loop_started
-                self._log_evaluation(self.evaluate())
+                self._log_evaluation(self._timed("evaluation", self.evaluate))
                 bar.set_postfix(success=f"{self.last_success:.2f}")
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 self.save()

@@ -22,3 +22,24 @@ def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
     assert rows[0][2].strip() == "1.00x" and rows[0][4].strip() == "1.00x"
     per_update, per_step = float(rows[1][1]), float(rows[1][3])
     assert abs(per_step - 2 * per_update) <= 0.02  # two updates per step (figures rounded to 0.01 ms)
+
+
+def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path):
+    """The GPU check, shrunk to a tiny network and a few steps, so that it cannot rot between GPU machines."""
+    from mtrl.apps.gpu_check import gpu_check_section
+    from mtrl.combiners import COMBINERS
+    from mtrl.config import load_config, save_config
+
+    preset = tmp_path / "configs" / "tiny.yaml"
+    preset.parent.mkdir()
+    save_config(load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=40",
+                                                             "train.buffer_capacity=5000", "train.threads=1"]), preset)
+    text = "\n".join(gpu_check_section(preset, torch.device("cpu"), steps=130, rounds=1, repeats=1, updates=1,
+                                       widths=(32,)))
+    for method in COMBINERS:
+        assert f"| `{method}` |" in text
+    assert "`mtsac` with `sac.compile=true`:" in text and "| critic 32 wide, residual |" in text
+    rates = {row.split("|")[1].strip(): float(row.split("|")[2].split()[0]) for row in text.splitlines()
+             if row.startswith(("| sequential", "| overlapped"))}
+    assert set(rates) == {"sequential", "overlapped"} and min(rates.values()) > 0
+    assert "Projected wall clock of a full run of the preset (60,000 steps" in text

@@ -78,14 +78,16 @@ def test_sigkill_leaves_an_intact_checkpoint_to_resume_from(tmp_path: Path):
     assert steps == sorted(set(steps)) and steps[-1] == finish - finish % 50  # no duplicated or overlapping points
 
 
+@pytest.mark.parametrize("overlap", [False, True])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_to_the_whole_process_group_stops_a_run_with_collector_workers(tmp_path: Path, sig):
+def test_a_signal_to_the_whole_process_group_stops_a_run_with_collector_workers(tmp_path: Path, sig, overlap):
     """Ctrl-C in a terminal (or a scheduler's SIGTERM) reaches the collector's workers as well as train.py: the
-    run still stops at its last finished step with a checkpoint, and no worker is left behind."""
+    run still stops at its last finished step with a checkpoint, and no worker is left behind; the same with
+    the update overlapping the workers' step."""
     run_dir = tmp_path / "run"
     args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
             "train.steps=1000000", "train.checkpoint_every=100000", "train.eval_every=100000",
-            "env.vector=workers"]
+            "env.vector=workers", f"train.overlap={str(overlap).lower()}"]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     deadline = time.time() + 120
@@ -96,7 +98,8 @@ def test_a_signal_to_the_whole_process_group_stops_a_run_with_collector_workers(
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + sig, stderr[-2000:]
     (checkpoint,) = (run_dir / "checkpoints").iterdir()
-    assert torch.load(checkpoint, weights_only=False)["step"] > 0
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["step"] > 0 and state["replay"]["size"] == min(state["step"], 500)
     deadline = time.time() + 10  # helpers (e.g. multiprocessing's resource tracker) exit once train.py has
     while time.time() < deadline:
         leftovers = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(process.pid)], capture_output=True,

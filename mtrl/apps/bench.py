@@ -10,11 +10,14 @@
   per environment step, as a ratio to the first variant.
 - baseline (with --baseline REF): every method's update cost on this tree against the code of git commit
   REF, in alternating subprocesses, as a ratio to REF's.
+- compile: the update with `sac.compile=true` against eager, at both presets, and the share of matrix products.
 - collection: env-steps/s of each task's env alone (their combination is the one-core limit) and of
   Gymnasium's sync and async vector envs.
 - end-to-end: where the training loop's wall clock goes at the CPU preset, and peak memory.
 - memory: replay buffer bytes per transition.
 - soak (with --soak-run): resident memory over a long training run, from its TensorBoard events.
+- gpu-check (also --gpu-check): on the device, every method's update cost at the GPU preset, wider critics,
+  the training loop sequential and overlapped, and a full run's projected wall clock (`mtrl/apps/gpu_check.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mtrl.apps.gpu_check import WIDTHS, gpu_check_section
 from mtrl.cli import run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
@@ -187,6 +191,47 @@ def options_section(sweep_file: Path, device: torch.device, repeats: int, update
     return lines + [""]
 
 
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def matmul_share(cfg: Config, device: torch.device, updates: int = 10) -> float:
+    """The share of an eager update's CPU time spent in matrix products (profiled): what no compiler removes."""
+    from torch.profiler import profile
+
+    agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
+    batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
+    for _ in range(3):
+        agent.update(batch)
+    with profile() as prof:
+        for _ in range(updates):
+            agent.update(batch)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if e.key in MATMULS) / total
+
+
+def compile_section(device: torch.device, repeats: int, updates: int) -> list[str]:
+    """The compiled update (`sac.compile=true`) against the eager one, `mtsac` at both presets."""
+    lines = ["## Compiled update", "",
+             f"`mtsac`'s update eager and with `sac.compile=true` (torch.compile of its forward-and-loss functions; "
+             f"CUDA graphs on a GPU), interleaved on the same batch, median of {repeats} repeats of {updates} updates "
+             "after 3 warm-up updates (compilation excluded). The share of the eager update spent in matrix "
+             "products (profiled) bounds what compiling the rest can gain.", "",
+             "| preset | eager ms | compiled ms | speed-up | matrix products' share of eager | bound on the speed-up |",
+             "|---|---|---|---|---|---|"]
+    for name, path in PRESETS.items():
+        configs = {"eager": load_config(path), "compiled": load_config(path, ["sac.compile=true"])}
+        costs = timed_updates(configs, device, repeats, updates)
+        bound = "n/a (profiled on the CPU only) | n/a"
+        if device.type == "cpu":
+            share = matmul_share(configs["eager"], device)
+            bound = f"{share:.0%} | {1 / share:.2f}x"
+        lines.append(f"| {name} | {costs['eager'] * 1e3:.2f} | {costs['compiled'] * 1e3:.2f} | "
+                     f"{costs['eager'] / costs['compiled']:.2f}x | {bound} |")
+    print("\n".join(lines))
+    return lines + [""]
+
+
 def replay_section() -> list[str]:
     cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"])
     per_task = cfg.train.buffer_capacity // NUM_TASKS
@@ -335,7 +380,7 @@ def soak_section(run_dir: Path) -> list[str]:
     return lines
 
 
-SECTIONS = ("update", "options", "collection", "end-to-end", "memory", "soak", "baseline")
+SECTIONS = ("update", "options", "compile", "collection", "end-to-end", "memory", "soak", "baseline", "gpu-check")
 
 
 def _read_sections(path: Path) -> dict[str, list[str]]:
@@ -366,14 +411,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the two trees for --baseline")
     parser.add_argument("--sweep", type=Path, default=ROOT / "configs/sweeps/ablation_cpu.yaml",
                         help="the ablation sweep whose variants the 'options' section times")
+    parser.add_argument("--gpu-check", action="store_true", help="only the 'gpu-check' section: on a GPU the GPU "
+                                                                     "preset, on a CPU the CPU preset")
+    parser.add_argument("--check-steps", type=int, default=1500, help="training steps per loop run of the GPU check")
+    parser.add_argument("--check-rounds", type=int, default=2, help="runs of each loop in the GPU check")
+    parser.add_argument("--check-widths", type=int, nargs="+", help="wider critics the GPU check times (default: "
+                                                                    "1024 2048 4096 on a GPU, 512 on a CPU)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    sections = args.only or [s for s in SECTIONS if (s != "soak" or args.soak_run) and (s != "baseline" or
-                                                                                          args.baseline)]
+    on_demand = {"soak": args.soak_run, "baseline": args.baseline, "gpu-check": False}
+    sections = ["gpu-check"] if args.gpu_check else args.only or [s for s in SECTIONS if on_demand.get(s, True)]
     if "soak" in sections and not args.soak_run:
         parser.error("--only soak needs --soak-run RUN_DIR (a long run of train.py)")
     if "baseline" in sections and not args.baseline:
@@ -387,9 +438,14 @@ def main() -> None:
                 "end-to-end": lambda: end_to_end_section(args.loop_steps),
                 "memory": replay_section,
                 "soak": lambda: soak_section(args.soak_run),
+                "compile": lambda: compile_section(device, args.repeats, args.updates),
                 "options": lambda: options_section(args.sweep, device, args.repeats, args.updates),
                 "baseline": lambda: baseline_section(args.baseline, device, args.rounds, args.repeats, args.updates,
-                                                     args.threads)}
+                                                     args.threads),
+                "gpu-check": lambda: gpu_check_section(
+                    ROOT / ("configs/mt10.yaml" if device.type == "cuda" else "configs/mt10_cpu.yaml"), device,
+                    args.check_steps, args.check_rounds, args.repeats, args.updates,
+                    tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,))))}
     existing = _read_sections(args.out)
     for section in sections:
         heading, *body = builders[section]()

@@ -43,6 +43,7 @@ class Combiner(ABC):
         self.state: dict[str, Any] = {}
 
     needs_losses_after_step: ClassVar[bool] = False  # whether `after_step` wants the batch re-evaluated
+    needs_record: ClassVar[bool] = True  # whether the backward reads the record of the forward
 
     def after_step(self, losses: torch.Tensor) -> None:
         """The same batch's per-task losses after the optimizer step, for rules that learn from how the
@@ -66,6 +67,7 @@ class EqualWeighting(Combiner):
     """Equal weighting (MTSAC): `w = 1`, the gradient of the plain sum of task losses."""
 
     name = "mtsac"
+    needs_record = False
 
     @staticmethod
     def aggregate(grads: torch.Tensor) -> torch.Tensor:

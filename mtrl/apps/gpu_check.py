@@ -1,0 +1,150 @@
+"""The GPU check: what one training machine affords, measured in a few minutes, as a `BENCHMARKS.md` section.
+
+    python -m mtrl.bench --gpu-check            # on a GPU machine: the GPU preset, every core for the collector
+    python -m mtrl.bench --gpu-check --device cpu --check-steps 300   # the same measurements, smaller, on a CPU
+
+It measures, on the device it is given:
+- every method's update cost at the preset, as a ratio to `mtsac`, and `mtsac`'s compiled update (`sac.compile`,
+  CUDA graphs on a GPU) against its eager one;
+- the update cost of wider critics (layer-normed residual blocks, as BRO and BRC use) at the preset's batch,
+  against the time the collector needs for one environment step: up to that width the update is free once
+  it overlaps with collection;
+- the training loop end to end with the project's collector on as many workers as the machine has cores for,
+  sequential and overlapped (`train.overlap`), runs interleaved;
+- the time of one evaluation, and from these the projected wall clock of a full run of the preset.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from mtrl.config import Config, load_config
+from mtrl.envs import NUM_TASKS, PROTOCOLS
+
+
+def collector_workers() -> int:
+    """One worker per core, the main process keeping one core; at most one per task."""
+    return max(1, min(NUM_TASKS, (os.cpu_count() or 2) - 1))
+
+
+def timed_loop(preset: Path, device: torch.device, steps: int, overlap: bool, workers: int) -> dict[str, float]:
+    """Seconds of a short training run of `preset` (updates from step 100, one single-episode evaluation at
+    the end): waiting for the envs, updating, evaluating, and the loop in total."""
+    from mtrl.trainer import Trainer
+
+    overrides = [f"train.steps={steps}", "train.warmup_steps=100", f"train.eval_every={steps}",
+                 f"train.checkpoint_every={steps}", f"train.log_every={min(steps, 1000)}", "env.eval_episodes=1",
+                 "env.vector=workers", f"env.workers={workers}", f"train.overlap={str(overlap).lower()}",
+                 f"device={device}"]
+    cfg = load_config(preset, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp) / "run")
+        trainer.evaluate()  # builds the evaluation env outside the measured loop
+        trainer.train()
+    return dict(trainer.seconds)
+
+
+def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,
+               ) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
+    """Training steps per second (evaluation left out) of the sequential and the overlapped loop, `rounds` runs
+    each, interleaved; medians, the seconds of each mode's median run, and one single-episode evaluation."""
+    runs: dict[str, list[tuple[float, dict[str, float]]]] = {"sequential": [], "overlapped": []}
+    for _ in range(rounds):
+        for mode, mode_runs in runs.items():
+            seconds = timed_loop(preset, device, steps, mode == "overlapped", workers)
+            mode_runs.append((steps / (seconds["total"] - seconds["evaluation"]), seconds))
+    medians = {mode: statistics.median(rate for rate, _ in r) for mode, r in runs.items()}
+    typical = {mode: sorted(r, key=lambda run: run[0])[len(r) // 2][1] for mode, r in runs.items()}
+    evaluation = statistics.median(seconds["evaluation"] for r in runs.values() for _, seconds in r)
+    return medians, typical, evaluation
+
+
+def compiled_cost(preset: Path, device: torch.device, repeats: int, updates: int) -> dict[str, float] | str:
+    """`mtsac`'s update eager and compiled, interleaved; the error's first line where compilation fails."""
+    from mtrl.apps.bench import timed_updates
+
+    configs = {"eager": load_config(preset, [f"device={device}"]),
+               "compiled": load_config(preset, [f"device={device}", "sac.compile=true"])}
+    try:
+        return timed_updates(configs, device, repeats, updates)
+    except Exception as error:  # a measurement: say what failed and go on with the others
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+
+
+def _show(result) -> None:
+    print(result, flush=True)
+
+
+WIDTHS = (1024, 2048, 4096)
+
+
+def width_configs(preset: Path, widths: tuple[int, ...], device: torch.device) -> dict[str, Config]:
+    """The preset, and its critic made wider with layer-normed residual blocks (actor unchanged)."""
+    configs = {"preset": load_config(preset, [f"device={device}"])}
+    for width in widths:
+        configs[f"critic {width} wide, residual"] = load_config(
+            preset, [f"device={device}", f"net.critic.hidden_dim={width}", "net.critic.residual=true"])
+    return configs
+
+
+def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
+                      widths: tuple[int, ...] = WIDTHS) -> list[str]:
+    from mtrl.apps.bench import timed_updates, update_costs
+
+    cfg = load_config(preset)
+    workers = collector_workers()
+    costs = update_costs(preset, device, repeats, updates)
+    _show(costs)
+    compiled = compiled_cost(preset, device, repeats, updates)
+    _show(compiled)
+    wide = timed_updates(width_configs(preset, widths, device), device, repeats, updates)
+    _show(wide)
+    rates, typical, one_episode = loop_rates(preset, device, steps, rounds, workers)
+    _show(rates)
+    env_per_step = typical["sequential"]["env"] / steps  # waiting for the workers, nothing overlapped
+
+    lines = ["## GPU check", "",
+             f"Preset `{preset.relative_to(preset.parents[1])}` ({cfg.env.protocol}, actor "
+             f"{cfg.net.actor.hidden_layers} x {cfg.net.actor.hidden_dim}, critic {cfg.net.critic.hidden_layers} x "
+             f"{cfg.net.critic.hidden_dim}, batch {cfg.sac.batch_size}) on `{device}`, the collector on {workers} "
+             f"worker processes.", "",
+             f"Update cost per method, same batch, interleaved, median of {repeats} repeats of {updates} updates:", "",
+             "| method | ms per update | ratio to `mtsac` |", "|---|---|---|"]
+    lines += [f"| `{m}` | {s * 1e3:.2f} | {s / costs['mtsac']:.2f}x |" for m, s in costs.items()]
+    if isinstance(compiled, str):
+        lines += ["", f"`mtsac` with `sac.compile=true`: compilation failed here ({compiled})."]
+    else:
+        lines += ["", f"`mtsac` with `sac.compile=true`: {compiled['compiled'] * 1e3:.2f} ms against "
+                      f"{compiled['eager'] * 1e3:.2f} ms eager, **{compiled['eager'] / compiled['compiled']:.2f}x** "
+                      "(same measurement, after 3 warm-up updates that compile and record)."]
+    lines += ["", f"Wider critics (`mtsac`), against the {env_per_step * 1e3:.1f} ms the collector takes per "
+                  "environment step: an update below it is hidden entirely by the overlapped loop.", "",
+              "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
+    lines += [f"| {name} | {s * 1e3:.2f} | {s / wide['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
+              for name, s in wide.items()]
+    lines += ["", f"Training loop end to end, {steps} steps per run (updates from step 100), {rounds} runs of each "
+                  "loop interleaved, medians; evaluation left out:", "",
+              "| loop | env-steps/s (x10 tasks) | waiting for envs | update | other |", "|---|---|---|---|---|"]
+    for mode, rate in rates.items():
+        seconds = typical[mode]
+        loop = seconds["total"] - seconds["evaluation"]
+        other = loop - seconds["env"] - seconds["update"]
+        lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | {seconds['env'] / loop:.0%} | "
+                     f"{seconds['update'] / loop:.0%} | {other / loop:.0%} |")
+    best = max(rates, key=rates.get)
+    episodes = cfg.env.eval_episodes or PROTOCOLS[cfg.env.protocol].eval_episodes
+    evaluations = cfg.train.steps // cfg.train.eval_every
+    train_hours = cfg.train.steps / rates[best] / 3600
+    eval_hours = evaluations * episodes * one_episode / 3600
+    lines += ["", f"Overlapped against sequential: **{rates['overlapped'] / rates['sequential']:.2f}x**.", "",
+              f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps, {best} loop): "
+              f"**{train_hours + eval_hours:.1f} h**: {train_hours:.1f} h of training and {eval_hours:.1f} h for "
+              f"{evaluations} evaluations of {episodes} episodes per task ({one_episode:.1f} s per episode per task "
+              "measured with the untrained policy, whose episodes run to the time limit: an upper bound).", ""]
+    return lines
+
