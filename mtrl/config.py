@@ -87,6 +87,9 @@ class SACConfig:
     # compile the update's forward-and-loss functions with torch.compile (on CUDA with CUDA graphs). Methods
     # that read the record of the forward (every one but mtsac) keep their recorded forwards eager
     compile: bool = False
+    # capture the whole update in one CUDA graph and replay it (CUDA only; methods that keep no state between
+    # updates: mtsac)
+    cuda_graph: bool = False
 
 
 @dataclass
@@ -257,6 +260,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'sac.v_min' must be below 'sac.v_max'")
     if cfg.sac.log_std_min >= cfg.sac.log_std_max:
         raise ConfigError("config key 'sac.log_std_min' must be below 'sac.log_std_max'")
+    if cfg.sac.cuda_graph and not COMBINERS[cfg.method].graph_capturable:
+        capturable = ", ".join(m for m, c in COMBINERS.items() if c.graph_capturable)
+        raise ConfigError(f"config key 'sac.cuda_graph' supports the methods whose update keeps no state between "
+                          f"updates ({capturable}), got method '{cfg.method}'")
+    if cfg.sac.cuda_graph and cfg.device == "cpu":
+        raise ConfigError("config key 'sac.cuda_graph' needs a CUDA device, got device=cpu")
     if cfg.train.overlap and cfg.env.vector != "workers":
         raise ConfigError(f"config key 'train.overlap' needs env.vector=workers (the collector that steps the envs "
                           f"in its own processes), got env.vector={cfg.env.vector}")

@@ -18,6 +18,8 @@ import torch
 
 from mtrl.combiners import Combiner, make_combiner
 from mtrl.config import Config
+from mtrl.cuda_graph import GraphedUpdate
+from mtrl.errors import RunError
 from mtrl.mtl_backward import clip_grad_norm_, multitask_backward
 from mtrl.nets import Actor, TwinCritic, frozen
 from mtrl.q_values import make_q_values
@@ -36,10 +38,14 @@ class MTSAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.full((num_tasks,), float(np.log(sac.init_temperature)), device=device,
                                     requires_grad=True)
-        # fused Adam is the fastest kernel and can skip a step on the device (`found_inf`), without a host sync
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=sac.critic_lr, fused=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, fused=True)
+        if sac.cuda_graph and device.type != "cuda":
+            raise RunError(f"sac.cuda_graph needs a CUDA device, got {device}")
+        # fused Adam is the fastest kernel and can skip a step on the device (`found_inf`), without a host sync;
+        # captured in a CUDA graph it must keep its step counts on the device (`capturable`)
+        adam = {"fused": True, "capturable": sac.cuda_graph}
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr, **adam)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=sac.critic_lr, **adam)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, **adam)
         # updates whose loss or gradient was not finite (their optimizer step is skipped), on the device
         self.nonfinite_updates = torch.zeros((), device=device)
         self.nonfinite_in_a_row = torch.zeros((), device=device)
@@ -47,16 +53,22 @@ class MTSAC:
         self.critic_combiner: Combiner = make_combiner(cfg.method, num_tasks, cfg.method_options(), role="critic")
         self._critic_params = list(self.critic.parameters())
         steps = (self.soft_target, self.critic_loss, self.actor_loss, self.policy_loss)
-        self.cuda_graphs = sac.compile and device.type == "cuda"
-        if sac.compile:  # on CUDA, CUDA graphs replay each function's kernels without launching them one by one
-            steps = tuple(torch.compile(f, mode="reduce-overhead" if self.cuda_graphs else None) for f in steps)
+        # with torch.compile alone, CUDA graphs replay each compiled function (under sac.cuda_graph, the whole update)
+        self.compiled_graphs = sac.compile and device.type == "cuda" and not sac.cuda_graph
+        if sac.compile:
+            steps = tuple(torch.compile(f, mode="reduce-overhead" if self.compiled_graphs else None) for f in steps)
         self.steps = _Steps(*steps)
+        self._graphed = GraphedUpdate(self._update) if sac.cuda_graph else None
         self._target_params = list(self.critic_target.parameters())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One SAC update on a `[K, b, ...]` batch. Returns per-task `[K]` metrics, still on the device."""
+        return self._graphed(batch) if self._graphed is not None else self._update(batch)
+
+    def _update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The update itself, eager (the whole of it captured in a CUDA graph under `sac.cuda_graph`)."""
         sac, steps = self.cfg.sac, self.steps
-        if self.cuda_graphs:  # the compiled functions' outputs of the last update may now be overwritten
+        if self.compiled_graphs:  # the compiled functions' outputs of the last update may now be overwritten
             torch.compiler.cudagraph_mark_step_begin()
         alpha = self.log_alpha.detach().exp()
 
@@ -92,7 +104,7 @@ class MTSAC:
         alpha_bad = _guarded_step(self.alpha_opt, alpha_losses)
         bad = torch.maximum(torch.maximum(critic_bad, actor_bad), alpha_bad)
         self.nonfinite_updates += bad
-        self.nonfinite_in_a_row = (self.nonfinite_in_a_row + 1) * bad
+        self.nonfinite_in_a_row.add_(1).mul_(bad)  # in place, as everything a CUDA graph's replay must update
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
@@ -167,6 +179,8 @@ class MTSAC:
         self.nonfinite_updates.copy_(state["nonfinite_updates"])
         self.actor_combiner.load_state_dict(state["actor_combiner"])
         self.critic_combiner.load_state_dict(state["critic_combiner"])
+        if self._graphed is not None:  # the optimizers' state tensors are new: record the update again
+            self._graphed = GraphedUpdate(self._update)
 
 
 @dataclass(frozen=True)

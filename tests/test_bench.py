@@ -38,8 +38,8 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path):
                                        widths=(32,)))
     for method in COMBINERS:
         assert f"| `{method}` |" in text
-    assert "`mtsac` with `sac.compile=true`:" in text and "| critic 32 wide, residual |" in text
+    assert "| `sac.compile` |" in text and "| critic 32 wide, residual |" in text
     rates = {row.split("|")[1].strip(): float(row.split("|")[2].split()[0]) for row in text.splitlines()
              if row.startswith(("| sequential", "| overlapped"))}
-    assert set(rates) == {"sequential", "overlapped"} and min(rates.values()) > 0
+    assert {"sequential", "overlapped"} <= set(rates) and min(rates.values()) > 0
     assert "Projected wall clock of a full run of the preset (60,000 steps" in text

@@ -4,13 +4,13 @@
     python -m mtrl.bench --gpu-check --device cpu --check-steps 300   # the same measurements, smaller, on a CPU
 
 It measures, on the device it is given:
-- every method's update cost at the preset, as a ratio to `mtsac`, and `mtsac`'s compiled update (`sac.compile`,
-  CUDA graphs on a GPU) against its eager one;
+- every method's update cost at the preset, as a ratio to `mtsac`, and `mtsac`'s update with each speed option
+  (`sac.compile`; on a GPU `sac.cuda_graph`, alone and with `sac.compile`) against its eager one;
 - the update cost of wider critics (layer-normed residual blocks, as BRO and BRC use) at the preset's batch,
-  against the time the collector needs for one environment step: up to that width the update is free once
-  it overlaps with collection;
-- the training loop end to end with the project's collector on as many workers as the machine has cores for,
-  sequential and overlapped (`train.overlap`), runs interleaved;
+  with the fastest update option, against the time the collector needs for one environment step: up to that
+  width the update is free once it overlaps with collection;
+- the training loop end to end with the project's collector on as many workers as the machine has cores for:
+  sequential, overlapped (`train.overlap`), and overlapped with the fastest update option; runs interleaved;
 - the time of one evaluation, and from these the projected wall clock of a full run of the preset.
 """
 
@@ -32,15 +32,15 @@ def collector_workers() -> int:
     return max(1, min(NUM_TASKS, (os.cpu_count() or 2) - 1))
 
 
-def timed_loop(preset: Path, device: torch.device, steps: int, overlap: bool, workers: int) -> dict[str, float]:
-    """Seconds of a short training run of `preset` (updates from step 100, one single-episode evaluation at
-    the end): waiting for the envs, updating, evaluating, and the loop in total."""
+def timed_loop(preset: Path, device: torch.device, steps: int, workers: int, options: list[str],
+               ) -> dict[str, float]:
+    """Seconds of a short training run of `preset` with `options` (updates from step 100, one single-episode
+    evaluation at the end): waiting for the envs, updating, evaluating, and the loop in total."""
     from mtrl.trainer import Trainer
 
     overrides = [f"train.steps={steps}", "train.warmup_steps=100", f"train.eval_every={steps}",
                  f"train.checkpoint_every={steps}", f"train.log_every={min(steps, 1000)}", "env.eval_episodes=1",
-                 "env.vector=workers", f"env.workers={workers}", f"train.overlap={str(overlap).lower()}",
-                 f"device={device}"]
+                 "env.vector=workers", f"env.workers={workers}", f"device={device}", *options]
     cfg = load_config(preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp) / "run")
@@ -50,13 +50,13 @@ def timed_loop(preset: Path, device: torch.device, steps: int, overlap: bool, wo
 
 
 def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,
-               ) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
-    """Training steps per second (evaluation left out) of the sequential and the overlapped loop, `rounds` runs
+               modes: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
+    """Training steps per second (evaluation left out) of each loop mode (name: its options), `rounds` runs
     each, interleaved; medians, the seconds of each mode's median run, and one single-episode evaluation."""
-    runs: dict[str, list[tuple[float, dict[str, float]]]] = {"sequential": [], "overlapped": []}
+    runs: dict[str, list[tuple[float, dict[str, float]]]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode, mode_runs in runs.items():
-            seconds = timed_loop(preset, device, steps, mode == "overlapped", workers)
+            seconds = timed_loop(preset, device, steps, workers, modes[mode])
             mode_runs.append((steps / (seconds["total"] - seconds["evaluation"]), seconds))
     medians = {mode: statistics.median(rate for rate, _ in r) for mode, r in runs.items()}
     typical = {mode: sorted(r, key=lambda run: run[0])[len(r) // 2][1] for mode, r in runs.items()}
@@ -64,16 +64,42 @@ def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, work
     return medians, typical, evaluation
 
 
-def compiled_cost(preset: Path, device: torch.device, repeats: int, updates: int) -> dict[str, float] | str:
-    """`mtsac`'s update eager and compiled, interleaved; the error's first line where compilation fails."""
+# Ways to run `mtsac`'s update, timed against eager; CUDA graphs only on a GPU.
+UPDATE_OPTIONS = {"sac.compile": ["sac.compile=true"], "sac.cuda_graph": ["sac.cuda_graph=true"],
+                  "sac.cuda_graph + sac.compile": ["sac.cuda_graph=true", "sac.compile=true"]}
+
+
+def update_option_costs(preset: Path, device: torch.device, repeats: int, updates: int,
+                        ) -> dict[str, tuple[float, float] | str]:
+    """Each update option's (eager, optioned) seconds per update, timed in pairs, interleaved; where an option
+    fails on this device, the first line of its error instead."""
     from mtrl.apps.bench import timed_updates
 
-    configs = {"eager": load_config(preset, [f"device={device}"]),
-               "compiled": load_config(preset, [f"device={device}", "sac.compile=true"])}
-    try:
-        return timed_updates(configs, device, repeats, updates)
-    except Exception as error:  # a measurement: say what failed and go on with the others
-        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+    results: dict[str, tuple[float, float] | str] = {}
+    for name, options in UPDATE_OPTIONS.items():
+        if device.type != "cuda" and "sac.cuda_graph=true" in options:
+            continue
+        configs = {"eager": load_config(preset, [f"device={device}"]),
+                   name: load_config(preset, [f"device={device}", *options])}
+        try:
+            costs = timed_updates(configs, device, repeats, updates)
+            results[name] = (costs["eager"], costs[name])
+        except Exception as error:  # a measurement: say what failed and go on with the others
+            results[name] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"[:300]
+        _show({name: results[name]})
+    return results
+
+
+def fastest_update_options(results: dict[str, tuple[float, float] | str]) -> tuple[str, list[str]] | None:
+    """The update option that paid most, if any did."""
+    paying = {}
+    for name, result in results.items():
+        if not isinstance(result, str) and result[0] / result[1] > 1.05:
+            paying[name] = result[0] / result[1]
+    if not paying:
+        return None
+    best = max(paying, key=paying.get)
+    return best, UPDATE_OPTIONS[best]
 
 
 def _show(result) -> None:
@@ -83,12 +109,14 @@ def _show(result) -> None:
 WIDTHS = (1024, 2048, 4096)
 
 
-def width_configs(preset: Path, widths: tuple[int, ...], device: torch.device) -> dict[str, Config]:
+def width_configs(preset: Path, widths: tuple[int, ...], device: torch.device, options: list[str],
+                  ) -> dict[str, Config]:
     """The preset, and its critic made wider with layer-normed residual blocks (actor unchanged)."""
-    configs = {"preset": load_config(preset, [f"device={device}"])}
+    base = [f"device={device}", *options]
+    configs = {"preset": load_config(preset, base)}
     for width in widths:
         configs[f"critic {width} wide, residual"] = load_config(
-            preset, [f"device={device}", f"net.critic.hidden_dim={width}", "net.critic.residual=true"])
+            preset, [*base, f"net.critic.hidden_dim={width}", "net.critic.residual=true"])
     return configs
 
 
@@ -100,11 +128,15 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
     workers = collector_workers()
     costs = update_costs(preset, device, repeats, updates)
     _show(costs)
-    compiled = compiled_cost(preset, device, repeats, updates)
-    _show(compiled)
-    wide = timed_updates(width_configs(preset, widths, device), device, repeats, updates)
+    options = update_option_costs(preset, device, repeats, updates)
+    fastest = fastest_update_options(options)
+    fast_name, fast_options = fastest if fastest else ("eager", [])
+    wide = timed_updates(width_configs(preset, widths, device, fast_options), device, repeats, updates)
     _show(wide)
-    rates, typical, one_episode = loop_rates(preset, device, steps, rounds, workers)
+    modes = {"sequential": [], "overlapped": ["train.overlap=true"]}
+    if fastest:
+        modes[f"overlapped, {fast_name}"] = ["train.overlap=true", *fast_options]
+    rates, typical, one_episode = loop_rates(preset, device, steps, rounds, workers, modes)
     _show(rates)
     env_per_step = typical["sequential"]["env"] / steps  # waiting for the workers, nothing overlapped
 
@@ -116,14 +148,17 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
              f"Update cost per method, same batch, interleaved, median of {repeats} repeats of {updates} updates:", "",
              "| method | ms per update | ratio to `mtsac` |", "|---|---|---|"]
     lines += [f"| `{m}` | {s * 1e3:.2f} | {s / costs['mtsac']:.2f}x |" for m, s in costs.items()]
-    if isinstance(compiled, str):
-        lines += ["", f"`mtsac` with `sac.compile=true`: compilation failed here ({compiled})."]
-    else:
-        lines += ["", f"`mtsac` with `sac.compile=true`: {compiled['compiled'] * 1e3:.2f} ms against "
-                      f"{compiled['eager'] * 1e3:.2f} ms eager, **{compiled['eager'] / compiled['compiled']:.2f}x** "
-                      "(same measurement, after 3 warm-up updates that compile and record)."]
-    lines += ["", f"Wider critics (`mtsac`), against the {env_per_step * 1e3:.1f} ms the collector takes per "
-                  "environment step: an update below it is hidden entirely by the overlapped loop.", "",
+    lines += ["", "`mtsac`'s update with each speed option against eager, each pair interleaved (after 3 warm-up "
+                  "updates that compile and record):", "",
+              "| option | eager ms | with the option ms | speed-up |", "|---|---|---|---|"]
+    for name, result in options.items():
+        if isinstance(result, str):
+            lines.append(f"| `{name}` | | failed here: {result} | |")
+        else:
+            lines.append(f"| `{name}` | {result[0] * 1e3:.2f} | {result[1] * 1e3:.2f} | "
+                         f"{result[0] / result[1]:.2f}x |")
+    lines += ["", f"Wider critics (`mtsac`, update: {fast_name}), against the {env_per_step * 1e3:.1f} ms the collector "
+                  "takes per environment step: an update below it is hidden entirely by the overlapped loop.", "",
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
     lines += [f"| {name} | {s * 1e3:.2f} | {s / wide['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
               for name, s in wide.items()]
@@ -141,10 +176,10 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
     evaluations = cfg.train.steps // cfg.train.eval_every
     train_hours = cfg.train.steps / rates[best] / 3600
     eval_hours = evaluations * episodes * one_episode / 3600
-    lines += ["", f"Overlapped against sequential: **{rates['overlapped'] / rates['sequential']:.2f}x**.", "",
+    lines += ["", f"Overlapped against sequential: **{rates['overlapped'] / rates['sequential']:.2f}x**; the "
+                  f"fastest loop ({best}) against sequential: **{rates[best] / rates['sequential']:.2f}x**.", "",
               f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps, {best} loop): "
               f"**{train_hours + eval_hours:.1f} h**: {train_hours:.1f} h of training and {eval_hours:.1f} h for "
               f"{evaluations} evaluations of {episodes} episodes per task ({one_episode:.1f} s per episode per task "
               "measured with the untrained policy, whose episodes run to the time limit: an upper bound).", ""]
     return lines
-

@@ -44,6 +44,9 @@ class Combiner(ABC):
 
     needs_losses_after_step: ClassVar[bool] = False  # whether `after_step` wants the batch re-evaluated
     needs_record: ClassVar[bool] = True  # whether the backward reads the record of the forward
+    # whether an update with this rule can be captured in a CUDA graph: no host round trip, and no state kept
+    # between updates in newly allocated tensors (a replay would read the tensors of the recording)
+    graph_capturable: ClassVar[bool] = False
 
     def after_step(self, losses: torch.Tensor) -> None:
         """The same batch's per-task losses after the optimizer step, for rules that learn from how the
@@ -68,6 +71,7 @@ class EqualWeighting(Combiner):
 
     name = "mtsac"
     needs_record = False
+    graph_capturable = True
 
     @staticmethod
     def aggregate(grads: torch.Tensor) -> torch.Tensor:
