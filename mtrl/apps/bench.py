@@ -11,6 +11,8 @@
 - baseline (with --baseline REF): every method's update cost on this tree against the code of git commit
   REF, in alternating subprocesses, as a ratio to REF's.
 - compile: the update with `sac.compile=true` against eager, at both presets, and the share of matrix products.
+- instructions (with --baseline REF): every method's update in CPU instructions (valgrind), this tree or
+  --candidate REF against REF: a comparison that repeats exactly (`mtrl/apps/instruction_count.py`).
 - collection: env-steps/s of each task's env alone (their combination is the one-core limit) and of
   Gymnasium's sync and async vector envs.
 - end-to-end: where the training loop's wall clock goes at the CPU preset, and peak memory.
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from mtrl.apps.gpu_check import WIDTHS, gpu_check_section
+from mtrl.apps.instruction_count import instructions_section
 from mtrl.cli import run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
@@ -318,15 +321,15 @@ def _verdict(met: bool) -> str:
     return "meets" if met else "MISSES"
 
 
-def _timed_run(steps: int, vector: str) -> tuple[dict[str, float], float]:
-    """Seconds of env stepping, update and total of a short CPU-preset run, and its peak resident MiB."""
+def _timed_run(steps: int, options: list[str]) -> tuple[dict[str, float], float]:
+    """Seconds of env stepping, update, evaluation and total of a short CPU-preset run with `options`, and the
+    process's peak resident MiB."""
     import resource
-    import tempfile
 
     from mtrl.trainer import Trainer
 
     overrides = [f"train.steps={steps}", "train.warmup_steps=200", f"train.eval_every={steps}",
-                 f"train.checkpoint_every={steps}", f"env.vector={vector}"]
+                 f"train.checkpoint_every={steps}", *options]
     cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"], overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp) / "run")
@@ -335,25 +338,41 @@ def _timed_run(steps: int, vector: str) -> tuple[dict[str, float], float]:
     return trainer.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def end_to_end_section(steps: int) -> list[str]:
+LOOPS = {"`env.vector=sync`": ["env.vector=sync"], "`env.vector=workers`": ["env.vector=workers"],
+         "`env.vector=workers train.overlap=true`": ["env.vector=workers", "train.overlap=true"]}
+
+
+def end_to_end_section(steps: int, rounds: int = 2) -> list[str]:
     """Where the training loop's time goes at the CPU preset, in steady state (after the first evaluation
-    env is built), with Gymnasium's sync vector env and with the project's collector, and the process's peak
-    resident memory."""
-    lines = ["## Training loop end to end", "",
-             f"CPU preset, {steps} steps (updates from step 200; one evaluation and one checkpoint, as the preset "
-             f"does every 3,000 and 10,000 steps), wall clock of the loop:", "",
-             "| collector | env stepping | SAC update | everything else (acting, replay, logging, evaluation, "
-             "checkpoint) | total | steps/s |", "|---|---|---|---|---|---|"]
+    env is built): with Gymnasium's sync vector env, the project's collector, and the collector overlapped
+    with the update; runs interleaved, the median run of each shown; and the process's peak resident memory."""
+    runs: dict[str, list[dict[str, float]]] = {loop: [] for loop in LOOPS}
     peak = 0.0
-    for vector in ("sync", "workers"):
-        seconds, peak = _timed_run(steps, vector)
+    for _ in range(rounds):
+        for loop, options in LOOPS.items():
+            seconds, peak = _timed_run(steps, options)
+            runs[loop].append(dict(seconds))
+    lines = ["## Training loop end to end", "",
+             f"CPU preset, {steps} steps per run (updates from step 200; one evaluation and one checkpoint, as the "
+             f"preset does every 3,000 and 10,000 steps), {rounds} runs of each loop interleaved; the run with the "
+             "median total is shown:", "",
+             "| loop | env stepping (waiting for it) | SAC update | everything else (acting, replay, logging, "
+             "evaluation, checkpoint) | total | steps/s |", "|---|---|---|---|---|---|"]
+    median = {loop: sorted(r, key=lambda seconds: seconds["total"])[len(r) // 2] for loop, r in runs.items()}
+    for loop, seconds in median.items():
         total = seconds["total"]
         other = total - seconds["env"] - seconds["update"]
-        lines.append(f"| `env.vector={vector}` | {seconds['env']:.1f} s ({seconds['env'] / total:.0%}) | "
+        lines.append(f"| {loop} | {seconds['env']:.1f} s ({seconds['env'] / total:.0%}) | "
                      f"{seconds['update']:.1f} s ({seconds['update'] / total:.0%}) | {other:.1f} s "
                      f"({other / total:.0%}, {_verdict(other / total < 0.10)} < 10%) | {total:.1f} s | "
                      f"{steps / total:.1f} |")
-    return lines + ["", f"Peak resident memory of the benchmark process: {peak:.0f} MiB.", ""]
+    sequential, overlapped = median["`env.vector=workers`"], median["`env.vector=workers train.overlap=true`"]
+    bound = sequential["total"] / (sequential["total"] - min(sequential["env"], sequential["update"]))
+    lines += ["", f"Overlapped against the sequential loop on the same collector: "
+                  f"**{sequential['total'] / overlapped['total']:.2f}x**. The bound, were env stepping hidden "
+                  f"entirely behind the update at no cost to it: {bound:.2f}x (the sequential loop's total over its "
+                  "total less the shorter of the two).", ""]
+    return lines + [f"Peak resident memory of the benchmark process: {peak:.0f} MiB.", ""]
 
 
 def soak_section(run_dir: Path) -> list[str]:
@@ -380,7 +399,8 @@ def soak_section(run_dir: Path) -> list[str]:
     return lines
 
 
-SECTIONS = ("update", "options", "compile", "collection", "end-to-end", "memory", "soak", "baseline", "gpu-check")
+SECTIONS = ("update", "options", "compile", "collection", "end-to-end", "memory", "soak", "baseline", "instructions",
+            "gpu-check")
 
 
 def _read_sections(path: Path) -> dict[str, list[str]]:
@@ -403,12 +423,15 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--env-steps", type=int, default=3000, help="env steps per collection measurement")
-    parser.add_argument("--loop-steps", type=int, default=3000, help="training steps of the end-to-end run")
+    parser.add_argument("--loop-steps", type=int, default=3000, help="training steps of each end-to-end run")
+    parser.add_argument("--loop-rounds", type=int, default=3, help="runs of each loop in the end-to-end section")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--soak-run", type=Path, help="a finished long run, for the soak section")
     parser.add_argument("--baseline", metavar="REF", help="git commit whose update cost this tree's is compared "
                                                           "with (section 'baseline')")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the two trees for --baseline")
+    parser.add_argument("--candidate", metavar="REF", help="for 'instructions': the commit measured against "
+                                                           "--baseline (default: this working tree)")
     parser.add_argument("--sweep", type=Path, default=ROOT / "configs/sweeps/ablation_cpu.yaml",
                         help="the ablation sweep whose variants the 'options' section times")
     parser.add_argument("--gpu-check", action="store_true", help="only the 'gpu-check' section: on a GPU the GPU "
@@ -423,25 +446,27 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    on_demand = {"soak": args.soak_run, "baseline": args.baseline, "gpu-check": False}
+    on_demand = {"soak": args.soak_run, "baseline": args.baseline, "instructions": False, "gpu-check": False}
     sections = ["gpu-check"] if args.gpu_check else args.only or [s for s in SECTIONS if on_demand.get(s, True)]
     if "soak" in sections and not args.soak_run:
         parser.error("--only soak needs --soak-run RUN_DIR (a long run of train.py)")
-    if "baseline" in sections and not args.baseline:
-        parser.error("--only baseline needs --baseline REF (a git commit to compare with)")
+    for section in ("baseline", "instructions"):
+        if section in sections and not args.baseline:
+            parser.error(f"--only {section} needs --baseline REF (a git commit to compare with)")
     command = " ".join(["python -m mtrl.bench", *sys.argv[1:]])
     provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
                   f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "
                   f"{torch.__version__}, Python {platform.python_version()}.")
     builders = {"update": lambda: update_section(device, args.repeats, args.updates),
                 "collection": lambda: collection_section(args.env_steps),
-                "end-to-end": lambda: end_to_end_section(args.loop_steps),
+                "end-to-end": lambda: end_to_end_section(args.loop_steps, args.loop_rounds),
                 "memory": replay_section,
                 "soak": lambda: soak_section(args.soak_run),
                 "compile": lambda: compile_section(device, args.repeats, args.updates),
                 "options": lambda: options_section(args.sweep, device, args.repeats, args.updates),
                 "baseline": lambda: baseline_section(args.baseline, device, args.rounds, args.repeats, args.updates,
                                                      args.threads),
+                "instructions": lambda: instructions_section(args.baseline, args.candidate, ROOT, args.updates),
                 "gpu-check": lambda: gpu_check_section(
                     ROOT / ("configs/mt10.yaml" if device.type == "cuda" else "configs/mt10_cpu.yaml"), device,
                     args.check_steps, args.check_rounds, args.repeats, args.updates,

@@ -1,0 +1,123 @@
+"""Every method's update cost in CPU instructions, this tree against a git commit, counted by valgrind's callgrind.
+
+    python -m mtrl.bench --only instructions --baseline REF
+
+Wall-clock comparisons drift by more than a few percent between rounds on a shared machine; instruction counts
+repeat exactly, whatever else runs. Each tree runs in its own interpreter under callgrind with collection off.
+Each method's updates run inside one foreign-function call (ctypes calls libc's `qsort`, whose comparator runs
+them); callgrind collects only inside libffi's `ffi_call` and writes a profile after each such call, so profile
+i holds method i's updates and nothing else (no other ctypes call happens in that process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Run in a tree's own interpreter (older commits too, hence the fallbacks): builds every method's agent at one
+# preset, warms it up, then runs `updates` updates of each method inside one ctypes call per method.
+_UPDATES_IN_QSORT = """
+import ctypes, json, sys, torch
+try:
+    from mtrl.apps.bench import PRESETS, _filled_replay
+except ImportError:  # commits from before the applications moved into mtrl/apps
+    from mtrl.bench import PRESETS, _filled_replay
+from agents.mtsac import MTSAC
+from mtrl.combiners import COMBINERS
+from mtrl.config import load_config
+from mtrl.envs import NUM_TASKS, STATE_DIM
+torch.set_num_threads(1)
+preset, updates = sys.argv[1], int(sys.argv[2])
+device = torch.device("cpu")
+agents = {}
+for method in COMBINERS:
+    cfg = load_config(PRESETS[preset], method=method)
+    torch.manual_seed(0)
+    agents[method] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
+batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
+for agent in agents.values():
+    for _ in range(3):
+        agent.update(batch)
+compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+pair = (ctypes.c_int * 2)(0, 1)
+for agent in agents.values():
+    done = []
+    def run_updates(a, b, agent=agent, done=done):
+        if not done:
+            for _ in range(updates):
+                agent.update(batch)
+            done.append(True)
+        return 0
+    ctypes.CDLL(None).qsort(pair, 2, ctypes.sizeof(ctypes.c_int), compare(run_updates))
+print(json.dumps(list(agents)))
+"""
+
+
+def count_instructions(tree: Path, preset: str, updates: int) -> dict[str, float]:
+    """Instructions per update of every method at `preset`, running the code of `tree`."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("the instruction count needs valgrind (e.g. `apt-get install valgrind`)")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=ffi_call",
+                   "--dump-after=ffi_call", f"--callgrind-out-file={out}", sys.executable, "-c", _UPDATES_IN_QSORT,
+                   preset, str(updates)]
+        result = subprocess.run(command, cwd=tree, capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"})
+        methods = json.loads(result.stdout.strip().splitlines()[-1])
+        dumps = sorted(Path(scratch).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        if len(dumps) != len(methods):
+            raise RuntimeError(f"expected one profile per method ({len(methods)}), callgrind wrote {len(dumps)}: "
+                               "some other ctypes call happened in the measured process")
+        totals = [int(re.search(r"^summary: (\d+)", p.read_text(), re.M).group(1)) for p in dumps]
+    return {method: total / updates for method, total in zip(methods, totals)}
+
+
+def instructions_section(baseline: str, candidate: str | None, root: Path, updates: int) -> list[str]:
+    """Every method's instructions per update on `candidate`'s code (None: this working tree) against
+    `baseline`'s, at both presets."""
+    from mtrl.apps.bench import PRESETS
+
+    def commit_of(ref: str) -> str:
+        return subprocess.run(["git", "rev-parse", "--short", ref], cwd=root, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    counts: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {"baseline": commit_of(baseline), "candidate": commit_of(candidate) if candidate else None}
+        paths = {}
+        for role, commit in trees.items():
+            if commit is None:
+                paths[role] = root
+                continue
+            paths[role] = Path(scratch) / role
+            subprocess.run(["git", "worktree", "add", "--detach", str(paths[role]), commit], cwd=root, check=True,
+                           capture_output=True)
+        try:
+            for role, path in paths.items():
+                counts[role] = {preset: count_instructions(path, preset, updates) for preset in PRESETS}
+                print(f"{role}: {counts[role]}", flush=True)
+        finally:
+            for role, commit in trees.items():
+                if commit is not None:
+                    subprocess.run(["git", "worktree", "remove", "--force", str(paths[role])], cwd=root,
+                                   check=False, capture_output=True)
+    candidate_name = f"commit {trees['candidate']}" if trees["candidate"] else "this tree"
+    lines = ["## Update cost in instructions against a baseline commit", "",
+             f"Instructions per update (valgrind's callgrind; one thread) of every method on {candidate_name} "
+             f"against commit {trees['baseline']}, {updates} updates per method after 3 warm-up updates, on the "
+             "same batch. Unlike wall-clock times, these counts repeat exactly from run to run.", ""]
+    header = "| method |"
+    rows = {m: f"| `{m}` |" for m in counts["baseline"][next(iter(PRESETS))]}
+    for preset in PRESETS:
+        header += f" {preset}: {trees['baseline']} | {candidate_name} | ratio |"
+        for method in rows:
+            old, new = counts["baseline"][preset][method], counts["candidate"][preset][method]
+            rows[method] += f" {old / 1e6:.1f} M | {new / 1e6:.1f} M | {new / old:.4f}x |"
+    return lines + [header, "|" + "---|" * (header.count("|") - 1), *rows.values(), ""]
