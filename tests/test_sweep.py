@@ -121,3 +121,15 @@ def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
     third = _sweep(path)
     log, _ = third.communicate(timeout=120)
     assert third.returncode == 0 and "4 already finished, 0 to run" in log
+
+
+@pytest.mark.parametrize("sweep_file", sorted((ROOT / "configs/sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_gives_valid_run_configs(sweep_file: Path, monkeypatch):
+    from mtrl.apps.sweep import run_config
+
+    monkeypatch.chdir(ROOT)  # sweep files name their base config relative to the repository
+    sweep = load_sweep(sweep_file)
+    names = [spec.name for spec in sweep.runs()]
+    assert len(names) == len(set(names)) > 0
+    for spec in sweep.runs():
+        run_config(sweep, spec)  # raises ConfigError on anything invalid
