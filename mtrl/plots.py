@@ -1,5 +1,5 @@
 """Figures: the learning curves of one run (from its evaluations.jsonl), and for a results table of many runs,
-mean success per method with a standard-error band and a method x task heatmap.
+the interquartile mean of success per method with its 95% confidence band and a method x task heatmap.
 
     python -m mtrl.plots runs/<name>          # writes runs/<name>/curves.png
 """
@@ -63,19 +63,20 @@ def plot_curves(run_dir: Path, out: Path) -> None:
 
 
 def plot_method_curves(rows: list["Row"], out: Path) -> None:
-    """Mean success over tasks vs environment steps: per row the mean over seeds and a +- s.e. band."""
+    """Success vs environment steps, the results table's statistics step by step: per row the interquartile
+    mean of the runs' per-task success and its 95% stratified-bootstrap interval as a band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for row in rows:
-        steps, mean, se = row.curve()
-        (line,) = ax.plot(steps, mean, lw=2, label=f"{row.label} ({len(row.runs)} seeds)")
-        ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+        steps, middle, low, high = row.iqm_curve()
+        (line,) = ax.plot(steps, middle, lw=2, label=f"{row.label} ({len(row.runs)} seeds)")
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("environment steps (one transition per task)")
-    ax.set_ylabel("mean evaluation success")
+    ax.set_ylabel("evaluation success, IQM over runs x tasks")
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: mean +- s.e. over seeds")
+    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: IQM with 95% stratified-bootstrap band")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

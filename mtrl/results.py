@@ -61,6 +61,7 @@ class Run:
     success: dict[str, float]  # per task, final evaluation
     curve_steps: np.ndarray  # [E] steps of every evaluation
     curve: np.ndarray  # [E] mean success over tasks at each evaluation
+    task_curve: np.ndarray  # [E, tasks] each task's success at each evaluation
     wall_seconds: float | None = None  # the training loop's wall clock up to the final evaluation, if logged
     recent_task_success: dict[str, float] | None = None  # per task, the mean of the last evaluations
 
@@ -83,9 +84,9 @@ def load_run(run_dir: Path) -> Run:
     records = [json.loads(line) for line in log.read_text().splitlines() if line]
     settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
     last = records[-1]
+    task_curve = np.array([[r["success"][t] for t in last["success"]] for r in records])
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
-               np.array([r["step"] for r in records]),
-               np.array([np.mean(list(r["success"].values())) for r in records]), last.get("wall_seconds"),
+               np.array([r["step"] for r in records]), task_curve.mean(axis=1), task_curve, last.get("wall_seconds"),
                {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]})
 
 
@@ -174,15 +175,21 @@ class Row:
     def task_success(self, task: str) -> tuple[float, float]:
         return mean_and_se([r.success[task] for r in self.runs])
 
-    def curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Steps evaluated by every run of the row, and the mean and s.e. of mean success there."""
+    def common_steps(self) -> np.ndarray:
+        """The steps evaluated by every run of the row."""
         common = set(self.runs[0].curve_steps.tolist())
         for run in self.runs[1:]:
             common &= set(run.curve_steps.tolist())
-        steps = np.array(sorted(common))
-        values = np.stack([run.curve[np.isin(run.curve_steps, steps)] for run in self.runs])
-        se = values.std(axis=0, ddof=1) / math.sqrt(len(self.runs)) if len(self.runs) > 1 else 0 * steps
-        return steps, values.mean(axis=0), se
+        return np.array(sorted(common))
+
+    def iqm_curve(self, reps: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Steps evaluated by every run, and there the interquartile mean of the runs' per-task success with
+        its 95% stratified-bootstrap interval (low, high): the table's statistic, step by step."""
+        steps = self.common_steps()
+        scores = np.stack([run.task_curve[np.isin(run.curve_steps, steps)] for run in self.runs], axis=1)
+        middle = np.array([iqm(at_step) for at_step in scores])
+        low, high = np.array([confidence_interval(at_step, iqm, reps) for at_step in scores]).T
+        return steps, middle, low, high
 
 
 def group(runs: list[Run]) -> list[Row]:

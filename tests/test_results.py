@@ -73,9 +73,11 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     # (0.0) never: P(better) = 1 / 10
     assert "| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.00 [0.00, 0.00] | 0.10 [0.10, 0.10] |" in table
     assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
-    steps, mean, se = rows[0].curve()
-    assert steps.tolist() == [1000, 2000, 3000] and mean == pytest.approx([0.0, 0.25, 0.5])
-    assert se[-1] == pytest.approx(math.sqrt(0.13 / 3))
+    # the curve's IQM at the last evaluation: ten tasks at 0.2, 0.4 and 0.9 (one seed each), the middle
+    # sixteen of the thirty scores, 0.2 x 3 + 0.4 x 10 + 0.9 x 3 over 16; half of it one evaluation before
+    steps, middle, low, high = rows[0].iqm_curve(reps=200)
+    assert steps.tolist() == [1000, 2000, 3000] and middle == pytest.approx([0.0, 7.3 / 32, 7.3 / 16])
+    assert (low <= middle).all() and (middle <= high).all() and high[0] == 0.0 and low[-1] < middle[-1]
 
 
 def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):

@@ -5,8 +5,9 @@
 Wall-clock comparisons drift by more than a few percent between rounds on a shared machine; instruction counts
 repeat exactly, whatever else runs. Each tree runs in its own interpreter under callgrind with collection off.
 Each method's updates run inside one foreign-function call (ctypes calls libc's `qsort`, whose comparator runs
-them); callgrind collects only inside libffi's `ffi_call` and writes a profile after each such call, so profile
-i holds method i's updates and nothing else (no other ctypes call happens in that process).
+them); callgrind collects only inside libffi's `ffi_call` and writes a profile after each such call. The
+profiles that went through `qsort` are ours, in method order (libraries make a few ctypes calls of their own
+while they load, before any update runs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Run in a tree's own interpreter (older commits too, hence the fallbacks): builds every method's agent at one
@@ -65,17 +67,18 @@ def count_instructions(tree: Path, preset: str, updates: int) -> dict[str, float
         raise RuntimeError("the instruction count needs valgrind (e.g. `apt-get install valgrind`)")
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
-        command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=ffi_call",
+        command = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--collect-atstart=no",
+                   "--toggle-collect=ffi_call",
                    "--dump-after=ffi_call", f"--callgrind-out-file={out}", sys.executable, "-c", _UPDATES_IN_QSORT,
                    preset, str(updates)]
         result = subprocess.run(command, cwd=tree, capture_output=True, text=True, check=True,
                                 env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"})
         methods = json.loads(result.stdout.strip().splitlines()[-1])
         dumps = sorted(Path(scratch).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        if len(dumps) != len(methods):
-            raise RuntimeError(f"expected one profile per method ({len(methods)}), callgrind wrote {len(dumps)}: "
-                               "some other ctypes call happened in the measured process")
-        totals = [int(re.search(r"^summary: (\d+)", p.read_text(), re.M).group(1)) for p in dumps]
+        ours = [text for text in (p.read_text() for p in dumps) if re.search(r"^c?fn=qsort(_r)?$", text, re.M)]
+        if len(ours) != len(methods):
+            raise RuntimeError(f"expected one profile through qsort per method ({len(methods)}), found {len(ours)}")
+        totals = [int(re.search(r"^summary: (\d+)", text, re.M).group(1)) for text in ours]
     return {method: total / updates for method, total in zip(methods, totals)}
 
 
@@ -99,10 +102,12 @@ def instructions_section(baseline: str, candidate: str | None, root: Path, updat
             paths[role] = Path(scratch) / role
             subprocess.run(["git", "worktree", "add", "--detach", str(paths[role]), commit], cwd=root, check=True,
                            capture_output=True)
-        try:
-            for role, path in paths.items():
-                counts[role] = {preset: count_instructions(path, preset, updates) for preset in PRESETS}
-                print(f"{role}: {counts[role]}", flush=True)
+        try:  # the two trees side by side, one core each
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                futures = {role: {preset: pool.submit(count_instructions, path, preset, updates) for preset in PRESETS}
+                           for role, path in paths.items()}
+                counts = {role: {preset: f.result() for preset, f in by_preset.items()}
+                          for role, by_preset in futures.items()}
         finally:
             for role, commit in trees.items():
                 if commit is not None:
