@@ -157,8 +157,9 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
         else:
             lines.append(f"| `{name}` | {result[0] * 1e3:.2f} | {result[1] * 1e3:.2f} | "
                          f"{result[0] / result[1]:.2f}x |")
-    lines += ["", f"Wider critics (`mtsac`, update: {fast_name}), against the {env_per_step * 1e3:.1f} ms the collector "
-                  "takes per environment step: an update below it is hidden entirely by the overlapped loop.", "",
+    lines += ["", f"Wider critics (`mtsac`, update: {fast_name}), against the {env_per_step * 1e3:.1f} ms the "
+                  "collector takes per environment step: an update below it is hidden entirely by the overlapped "
+                  "loop.", "",
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
     lines += [f"| {name} | {s * 1e3:.2f} | {s / wide['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
               for name, s in wide.items()]
