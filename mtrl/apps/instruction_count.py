@@ -22,6 +22,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mtrl.errors import RunError
+
 # Run in a tree's own interpreter (older commits too, hence the fallbacks): builds every method's agent at one
 # preset, warms it up, then runs `updates` updates of each method inside one ctypes call per method.
 _UPDATES_IN_QSORT = """
@@ -63,7 +65,7 @@ print(json.dumps(list(agents)))
 def count_instructions(tree: Path, preset: str, updates: int) -> dict[str, float]:
     """Instructions per update of every method at `preset`, running the code of `tree`."""
     if shutil.which("valgrind") is None:
-        raise RuntimeError("the instruction count needs valgrind (e.g. `apt-get install valgrind`)")
+        raise RunError("the instruction count needs valgrind on the PATH (e.g. `apt-get install valgrind`)")
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         command = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--collect-atstart=no",
