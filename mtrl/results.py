@@ -60,10 +60,14 @@ class Run:
     episodes: int
     success: dict[str, float]  # per task, final evaluation
     curve_steps: np.ndarray  # [E] steps of every evaluation
-    curve: np.ndarray  # [E] mean success over tasks at each evaluation
     task_curve: np.ndarray  # [E, tasks] each task's success at each evaluation
     wall_seconds: float | None = None  # the training loop's wall clock up to the final evaluation, if logged
     recent_task_success: dict[str, float] | None = None  # per task, the mean of the last evaluations
+
+    @property
+    def curve(self) -> np.ndarray:
+        """`[E]` mean success over tasks at each evaluation."""
+        return self.task_curve.mean(axis=1)
 
     def recent_success(self, evaluations: int = LAST_EVALUATIONS) -> float:
         """Mean success over tasks, averaged over the last `evaluations` evaluations."""
@@ -86,7 +90,7 @@ def load_run(run_dir: Path) -> Run:
     last = records[-1]
     task_curve = np.array([[r["success"][t] for t in last["success"]] for r in records])
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
-               np.array([r["step"] for r in records]), task_curve.mean(axis=1), task_curve, last.get("wall_seconds"),
+               np.array([r["step"] for r in records]), task_curve, last.get("wall_seconds"),
                {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]})
 
 
@@ -150,6 +154,11 @@ class Row:
 
     def success(self) -> tuple[float, float]:
         return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])
+
+    @property
+    def curve(self) -> np.ndarray:
+        """`[E]` mean success over tasks at each evaluation."""
+        return self.task_curve.mean(axis=1)
 
     def recent_success(self) -> tuple[float, float]:
         return mean_and_se([r.recent_success() for r in self.runs])

@@ -197,10 +197,8 @@ class Trainer:
     def _updates(self, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """`train.updates_per_step` SAC updates once the warm-up is over; the last one's metrics."""
         if self.step >= self.cfg.train.warmup_steps:
-            started = time.perf_counter()
             for _ in range(self.cfg.train.updates_per_step):
                 metrics = self.agent.update(self._sample())
-            self.seconds["update"] += time.perf_counter() - started
         return metrics
 
     def _loop(self, stop: "_StopOnSignal") -> EvalResult | None:
@@ -222,7 +220,7 @@ class Trainer:
                 # overlapped, the update runs while the workers step the envs, on the replay without this step
                 self._timed("env", self.env.step_async, action)
                 if cfg.overlap:
-                    metrics = self._updates(metrics)
+                    metrics = self._timed("update", self._updates, metrics)
                 step = self._timed("env", self.env.step_wait)
             except CollectorError:
                 if stop.signal is None or cfg.overlap:  # overlapped, this step's update is already done
@@ -241,7 +239,7 @@ class Trainer:
                                              "train/success": episode_success.astype(np.float32)})
                 episode_return[:], episode_success[:] = 0.0, False
             if not cfg.overlap:
-                metrics = self._updates(metrics)
+                metrics = self._timed("update", self._updates, metrics)
             self.step += 1
             bar.update(1)
 

@@ -12,7 +12,8 @@
   REF, in alternating subprocesses, as a ratio to REF's.
 - compile: the update with `sac.compile=true` against eager, at both presets, and the share of matrix products.
 - instructions (with --baseline REF): every method's update in CPU instructions (valgrind), this tree or
-  --candidate REF against REF: a comparison that repeats exactly (`mtrl/apps/instruction_count.py`).
+  --candidate REF against REF: a comparison that does not drift with the machine's load
+  (`mtrl/apps/instruction_count.py`).
 - collection: env-steps/s of each task's env alone (their combination is the one-core limit) and of
   Gymnasium's sync and async vector envs.
 - end-to-end: where the training loop's wall clock goes at the CPU preset, and peak memory.
@@ -44,7 +45,7 @@ from mtrl.cli import run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.envs import NUM_TASKS, PROTOCOLS, STATE_DIM
-from mtrl.replay import MultiTaskReplay
+from mtrl.replay import Batch, MultiTaskReplay
 from mtrl.sac import MTSAC
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: mtrl/apps/bench.py -> ../../
@@ -73,17 +74,24 @@ def update_costs(config_path: Path, device: torch.device, repeats: int, updates:
     return timed_updates(configs, device, repeats, updates)
 
 
-def timed_updates(configs: dict[str, Config], device: torch.device, repeats: int, updates: int) -> dict[str, float]:
-    """Median seconds per update of an agent built from each config, interleaved round-robin on one batch
-    (the configs share the batch size)."""
+def warmed_up_agents(configs: dict[str, Config], device: torch.device) -> tuple[dict[str, MTSAC], Batch]:
+    """An agent per config (same seed) and one batch they share, after 3 updates each on it (allocator, lazy
+    initialisation, compilation, first-call overheads)."""
     agents = {}
     for name, cfg in configs.items():
         torch.manual_seed(0)
         agents[name] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
     batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
-    for agent in agents.values():  # warm-up: allocator, lazy init, first-call overheads
+    for agent in agents.values():
         for _ in range(3):
             agent.update(batch)
+    return agents, batch
+
+
+def timed_updates(configs: dict[str, Config], device: torch.device, repeats: int, updates: int) -> dict[str, float]:
+    """Median seconds per update of an agent built from each config, interleaved round-robin on one batch
+    (the configs share the batch size)."""
+    agents, batch = warmed_up_agents(configs, device)
     samples: dict[str, list[float]] = {m: [] for m in agents}
     for _ in range(repeats):
         for method, agent in agents.items():
@@ -201,10 +209,8 @@ def matmul_share(cfg: Config, device: torch.device, updates: int = 10) -> float:
     """The share of an eager update's CPU time spent in matrix products (profiled): what no compiler removes."""
     from torch.profiler import profile
 
-    agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
-    batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
-    for _ in range(3):
-        agent.update(batch)
+    agents, batch = warmed_up_agents({"eager": cfg}, device)
+    agent = agents["eager"]
     with profile() as prof:
         for _ in range(updates):
             agent.update(batch)
@@ -321,21 +327,20 @@ def _verdict(met: bool) -> str:
     return "meets" if met else "MISSES"
 
 
-def _timed_run(steps: int, options: list[str]) -> tuple[dict[str, float], float]:
-    """Seconds of env stepping, update, evaluation and total of a short CPU-preset run with `options`, and the
-    process's peak resident MiB."""
-    import resource
-
+def timed_run(preset: Path, steps: int, options: list[str], warmup: int = 200) -> dict[str, float]:
+    """Seconds of env stepping, update, evaluation and total of a short training run of `preset` with
+    `options`: updates from step `warmup`, one evaluation and one checkpoint at the end, the evaluation env
+    built before the loop starts."""
     from mtrl.trainer import Trainer
 
-    overrides = [f"train.steps={steps}", "train.warmup_steps=200", f"train.eval_every={steps}",
+    overrides = [f"train.steps={steps}", f"train.warmup_steps={warmup}", f"train.eval_every={steps}",
                  f"train.checkpoint_every={steps}", *options]
-    cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"], overrides)
+    cfg = load_config(preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp) / "run")
         trainer.evaluate()  # builds the evaluation env outside the measured loop
         trainer.train()
-    return trainer.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(trainer.seconds)
 
 
 LOOPS = {"`env.vector=sync`": ["env.vector=sync"], "`env.vector=workers`": ["env.vector=workers"],
@@ -346,12 +351,13 @@ def end_to_end_section(steps: int, rounds: int = 2) -> list[str]:
     """Where the training loop's time goes at the CPU preset, in steady state (after the first evaluation
     env is built): with Gymnasium's sync vector env, the project's collector, and the collector overlapped
     with the update; runs interleaved, the median run of each shown; and the process's peak resident memory."""
+    import resource
+
     runs: dict[str, list[dict[str, float]]] = {loop: [] for loop in LOOPS}
-    peak = 0.0
     for _ in range(rounds):
         for loop, options in LOOPS.items():
-            seconds, peak = _timed_run(steps, options)
-            runs[loop].append(dict(seconds))
+            runs[loop].append(timed_run(PRESETS["cpu preset (2x256, batch 640)"], steps, options))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = ["## Training loop end to end", "",
              f"CPU preset, {steps} steps per run (updates from step 200; one evaluation and one checkpoint, as the "
              f"preset does every 3,000 and 10,000 steps), {rounds} runs of each loop interleaved; the run with the "

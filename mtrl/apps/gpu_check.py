@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import torch
@@ -34,19 +33,13 @@ def collector_workers() -> int:
 
 def timed_loop(preset: Path, device: torch.device, steps: int, workers: int, options: list[str],
                ) -> dict[str, float]:
-    """Seconds of a short training run of `preset` with `options` (updates from step 100, one single-episode
-    evaluation at the end): waiting for the envs, updating, evaluating, and the loop in total."""
-    from mtrl.trainer import Trainer
+    """Seconds of a short training run of `preset` with `options` on the collector's workers (updates from step
+    100, one single-episode evaluation at the end): waiting for the envs, updating, evaluating, and in total."""
+    from mtrl.apps.bench import timed_run
 
-    overrides = [f"train.steps={steps}", "train.warmup_steps=100", f"train.eval_every={steps}",
-                 f"train.checkpoint_every={steps}", f"train.log_every={min(steps, 1000)}", "env.eval_episodes=1",
-                 "env.vector=workers", f"env.workers={workers}", f"device={device}", *options]
-    cfg = load_config(preset, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp) / "run")
-        trainer.evaluate()  # builds the evaluation env outside the measured loop
-        trainer.train()
-    return dict(trainer.seconds)
+    return timed_run(preset, steps, [f"train.log_every={min(steps, 1000)}", "env.eval_episodes=1",
+                                     "env.vector=workers", f"env.workers={workers}", f"device={device}", *options],
+                     warmup=100)
 
 
 def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,

@@ -3,7 +3,7 @@
     python -m mtrl.bench --only instructions --baseline REF
 
 Wall-clock comparisons drift by more than a few percent between rounds on a shared machine; instruction counts
-repeat exactly, whatever else runs. Each tree runs in its own interpreter under callgrind with collection off.
+do not depend on whatever else runs. Each tree runs in its own interpreter under callgrind with collection off.
 Each method's updates run inside one foreign-function call (ctypes calls libc's `qsort`, whose comparator runs
 them); callgrind collects only inside libffi's `ffi_call` and writes a profile after each such call. The
 profiles that went through `qsort` are ours, in method order (libraries make a few ctypes calls of their own
@@ -69,9 +69,8 @@ def count_instructions(tree: Path, preset: str, updates: int) -> dict[str, float
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         command = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--collect-atstart=no",
-                   "--toggle-collect=ffi_call",
-                   "--dump-after=ffi_call", f"--callgrind-out-file={out}", sys.executable, "-c", _UPDATES_IN_QSORT,
-                   preset, str(updates)]
+                   "--toggle-collect=ffi_call", "--dump-after=ffi_call", f"--callgrind-out-file={out}",
+                   sys.executable, "-c", _UPDATES_IN_QSORT, preset, str(updates)]
         result = subprocess.run(command, cwd=tree, capture_output=True, text=True, check=True,
                                 env={**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"})
         methods = json.loads(result.stdout.strip().splitlines()[-1])
