@@ -100,6 +100,8 @@ def main() -> None:
         restore_into(agent.load_state_dict, state["agent"], path)
         policy, seed, protocol, rewards, step = agent, cfg.seed, cfg.env.protocol, cfg.env.reward_version, state["step"]
         episodes = args.episodes or eval_episodes(cfg, env)
+        copies = min(cfg.env.eval_copies, episodes)  # further copies of the benchmark, each drawing its own goals
+        envs = [env, *(MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, copy=c) for c in range(1, copies))]
         labels = {"method": cfg.method, "seed": cfg.seed, "steps": state["step"], "checkpoint": path.name}
         out_dir = args.run_dir or path.parent.parent
     else:
@@ -107,13 +109,15 @@ def main() -> None:
         env = MT10(protocol, seed)
         policy = ExpertPolicy() if args.policy == "expert" else RandomPolicy(env.action_dim, args.seed)
         episodes = args.episodes or env.protocol.eval_episodes
+        envs = [env]
         labels = {"policy": args.policy, "seed": args.seed}
         out_dir = args.out or Path("runs") / f"eval_{args.policy}"
-    result = evaluate(policy, env, episodes, labels)
+    result = evaluate(policy, envs, episodes, labels)
     json_path, md_path = result.save(out_dir)
     print(result.to_markdown())
     print(f"wrote {json_path} and {md_path}")
-    env.close()
+    for env in envs:
+        env.close()
     if args.video:
         record(policy, protocol, seed, rewards, out_dir, step)
 

@@ -24,6 +24,7 @@ from mtrl.combiners.famo import FAMOOptions
 from mtrl.combiners.nashmtl import NashMTLOptions
 from mtrl.combiners.ntkmtl import NTKMTLOptions
 from mtrl.combiners.ntkmtl_sr import NTKMTLSROptions
+from mtrl.envs import PROTOCOLS
 from mtrl.errors import ConfigError
 
 
@@ -36,6 +37,10 @@ class EnvConfig:
     vector: str = "sync"
     workers: int = 2
     eval_episodes: int = 0  # episodes per task in each evaluation; 0 = the protocol's own number
+    # copies of the ten-task env that an evaluation steps side by side, each drawing its own goals and running
+    # a share of the episodes (with env.vector=workers, each copy has its own worker processes); for protocols
+    # that draw a new goal at each reset
+    eval_copies: int = 1
 
 
 @dataclass
@@ -151,7 +156,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 POSITIVE = {
     "net.actor.hidden_dim", "net.actor.hidden_layers", "net.critic.hidden_dim", "net.critic.hidden_layers",
-    "sac.batch_size", "train.steps", "train.buffer_capacity", "env.workers",
+    "sac.batch_size", "train.steps", "train.buffer_capacity", "env.workers", "env.eval_copies",
     "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
     "train.max_nonfinite_in_a_row",
     "sac.actor_lr", "sac.critic_lr", "sac.alpha_lr", "sac.init_temperature", "train.updates_per_step",
@@ -269,6 +274,13 @@ def validate(cfg: Config) -> Config:
     if cfg.train.overlap and cfg.env.vector != "workers":
         raise ConfigError(f"config key 'train.overlap' needs env.vector=workers (the collector that steps the envs "
                           f"in its own processes), got env.vector={cfg.env.vector}")
+    protocol = PROTOCOLS[cfg.env.protocol]
+    if cfg.env.eval_copies > 1 and protocol.fixed_goals:
+        raise ConfigError(f"config key 'env.eval_copies' must be 1 under protocol {protocol.name}: its goals are "
+                          f"fixed for the run, so every copy would repeat the same episodes")
+    if cfg.env.eval_copies > (cfg.env.eval_episodes or protocol.eval_episodes):
+        raise ConfigError(f"config key 'env.eval_copies' must be at most the episodes per task "
+                          f"({cfg.env.eval_episodes or protocol.eval_episodes}), got {cfg.env.eval_copies}")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"unknown device {cfg.device!r}; accepted: auto, cpu, cuda, cuda:N")
     return cfg

@@ -77,14 +77,18 @@ def _masked(info: dict, key: str, num_envs: int) -> np.ndarray:
     return np.where(info[f"_{key}"], info[key], 0)
 
 
-def task_env_fns(protocol: Protocol, seed: int, reward_version: str = "v2", **render: Any,
+def task_env_fns(protocol: Protocol, seed: int, reward_version: str = "v2", copy: int = 0, **render: Any,
                  ) -> list[Callable[[], gym.Env]]:
     """One constructor per MT10 task, in `TASK_NAMES` order: exactly the environments (seeding, goals,
-    wrappers) that `gym.make_vec("Meta-World/MT10", ...)` builds, for any vectoriser to call."""
+    wrappers) that `gym.make_vec("Meta-World/MT10", ...)` builds, for any vectoriser to call.
+
+    `copy` > 0 builds another copy of the same benchmark (the same 50 goals per task) whose environments are
+    seeded apart from copy 0's, so that it draws its own sequence of goals from them."""
     benchmark = metaworld.MT10(seed=seed)
+    env_seed = seed if copy == 0 else int(np.random.SeedSequence((seed, copy)).generate_state(1)[0])
     return [
         partial(metaworld._init_each_env, env_cls=env_cls,  # the pinned Meta-World's own constructor
-                tasks=[t for t in benchmark.train_tasks if t.env_name == name], seed=seed, env_id=env_id,
+                tasks=[t for t in benchmark.train_tasks if t.env_name == name], seed=env_seed, env_id=env_id,
                 num_tasks=NUM_TASKS, use_one_hot=True, max_episode_steps=protocol.max_episode_steps,
                 reward_function_version=reward_version, **render)
         for env_id, (name, env_cls) in enumerate(benchmark.train_classes.items())
@@ -96,16 +100,18 @@ class MT10:
 
     `vector` picks who steps the ten environments: "sync" (Gymnasium, in this process), "async" (Gymnasium,
     one process per task) or "workers" (`mtrl.collector.WorkerPool`, `workers` processes sharing memory).
+    `copy` > 0 is another copy of the benchmark drawing its own goals (see `task_env_fns`), for evaluation.
     """
 
     def __init__(self, protocol: str | Protocol, seed: int, reward_version: str = "v2", vector: str = "sync",
-                 render_mode: str | None = None, width: int = 480, height: int = 480, workers: int = 2):
+                 render_mode: str | None = None, width: int = 480, height: int = 480, workers: int = 2,
+                 copy: int = 0):
         self.protocol = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
         self.seed = seed
         render = {"render_mode": render_mode, "width": width, "height": height}
         with warnings.catch_warnings():  # Meta-World's float64 bounds make Gymnasium warn about precision
             warnings.simplefilter("ignore", UserWarning)
-            env_fns = task_env_fns(self.protocol, seed, reward_version, **render)
+            env_fns = task_env_fns(self.protocol, seed, reward_version, copy, **render)
             if vector == "workers":
                 if render_mode is not None:
                     raise ValueError("rendering needs vector='sync' or 'async'")

@@ -1,13 +1,15 @@
 """Deterministic evaluation of any policy on MT10, and the policies that check the evaluator itself.
 
-A policy here is anything with `act(obs [K, obs_dim], deterministic) -> actions [K, act_dim]`: the SAC agent,
-Meta-World's scripted experts, or uniform random actions. Running all three through the same loop is how we
-know the loop is right: experts must score high and random actions near zero.
+A policy here is anything with `act(obs [K, ..., obs_dim], deterministic) -> actions [K, ..., act_dim]` (a
+leading task axis, then any number of observations per task): the SAC agent, Meta-World's scripted experts, or
+uniform random actions. Running all three through the same loop is how we know the loop is right: experts
+must score high and random actions near zero.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -60,39 +62,49 @@ class EvalResult:
         return json_path, md_path
 
 
-def evaluate(policy: Policy, env: MT10, episodes: int, labels: dict | None = None) -> EvalResult:
-    """Run `episodes` deterministic episodes in every task at once.
+def evaluate(policy: Policy, envs: MT10 | Sequence[MT10], episodes: int, labels: dict | None = None) -> EvalResult:
+    """Run `episodes` deterministic episodes in every task, all tasks at once.
 
-    Success means `info["success"]` was 1 at any step of the episode. Episodes end at their first success,
-    as in Meta-World's official evaluation, so a return is the return up to that point.
+    `envs` may be several copies of the benchmark (`MT10(..., copy=c)`), each drawing its own goals: they step
+    side by side, one policy call acting for all of them, and share the episodes out (copy c runs episodes c,
+    c + C, ...), so an evaluation takes about 1/C of the steps in a row. Success means `info["success"]` was 1
+    at any step of the episode. Episodes end at their first success, as in Meta-World's official evaluation,
+    so a return is the return up to that point.
     """
-    k = env.num_tasks
-    done_count = np.zeros(k, dtype=int)
-    successes = np.zeros(k)
-    returns: list[list[float]] = [[] for _ in range(k)]
-    episode_return = np.zeros(k)
-    episode_success = np.zeros(k, dtype=bool)
-    env.set_terminate_on_success(True)
+    envs = [envs] if isinstance(envs, MT10) else list(envs)
+    k, copies = envs[0].num_tasks, len(envs)
+    quota = np.array([len(range(c, episodes, copies)) for c in range(copies)])[:, None]  # [C, 1]
+    done_count = np.zeros((copies, k), dtype=int)
+    successes, returns = np.zeros(k), [[] for _ in range(k)]
+    episode_return = np.zeros((copies, k))
+    episode_success = np.zeros((copies, k), dtype=bool)
+    for env in envs:
+        env.set_terminate_on_success(True)
     try:
-        obs = env.reset()
-        while (done_count < episodes).any():
-            step = env.step(policy.act(obs, deterministic=True))
-            episode_return += step.reward
-            episode_success |= step.success > 0
-            for i in np.flatnonzero(step.done):
-                if done_count[i] < episodes:
-                    successes[i] += float(episode_success[i])
-                    returns[i].append(float(episode_return[i]))
-                    done_count[i] += 1
-                episode_return[i], episode_success[i] = 0.0, False
-            obs = step.obs
+        obs = np.stack([env.reset() for env in envs], axis=1)  # [K, C, obs_dim]
+        while (done_count < quota).any():
+            actions = policy.act(obs, deterministic=True)
+            for c, env in enumerate(envs):
+                env.step_async(actions[:, c])
+            steps = [env.step_wait() for env in envs]
+            for c, step in enumerate(steps):
+                episode_return[c] += step.reward
+                episode_success[c] |= step.success > 0
+                for i in np.flatnonzero(step.done):
+                    if done_count[c, i] < quota[c, 0]:
+                        successes[i] += float(episode_success[c, i])
+                        returns[i].append(float(episode_return[c, i]))
+                        done_count[c, i] += 1
+                    episode_return[c, i], episode_success[c, i] = 0.0, False
+            obs = np.stack([step.obs for step in steps], axis=1)
     finally:
-        env.set_terminate_on_success(False)
+        for env in envs:
+            env.set_terminate_on_success(False)
     return EvalResult(
         success={t: successes[i] / episodes for i, t in enumerate(TASK_NAMES)},
         mean_return={t: float(np.mean(returns[i])) for i, t in enumerate(TASK_NAMES)},
         episodes=episodes,
-        protocol=env.protocol.name,
+        protocol=envs[0].protocol.name,
         labels=dict(labels or {}),
     )
 
@@ -120,8 +132,11 @@ class ExpertPolicy:
         self.experts = [getattr(policies, _EXPERT_CLASSES[t])() for t in TASK_NAMES]
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        actions = [expert.get_action(row[:STATE_DIM]) for expert, row in zip(self.experts, obs)]
-        return np.clip(np.stack(actions), -1.0, 1.0).astype(np.float32)
+        """`obs [K, ..., obs_dim]` -> `[K, ..., 4]`: each task's observations to that task's expert."""
+        rows = obs.reshape(len(obs), -1, obs.shape[-1])  # [K, n, obs_dim]
+        actions = [[expert.get_action(row[:STATE_DIM]) for row in task_rows]
+                   for expert, task_rows in zip(self.experts, rows)]
+        return np.clip(np.stack(actions), -1.0, 1.0).astype(np.float32).reshape(*obs.shape[:-1], -1)
 
 
 class RandomPolicy:
@@ -131,4 +146,4 @@ class RandomPolicy:
         self.action_dim, self.rng = action_dim, np.random.default_rng(seed)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, (len(obs), self.action_dim)).astype(np.float32)
+        return self.rng.uniform(-1.0, 1.0, (*obs.shape[:-1], self.action_dim)).astype(np.float32)

@@ -148,10 +148,14 @@ class MTSAC:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Actions for one observation per task: `obs [K, obs_dim]` -> `[K, act_dim]` in (-1, 1)."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
+        """Actions in (-1, 1) for one observation per task, `obs [K, obs_dim]` -> `[K, act_dim]`, or for n
+        observations per task, `[K, n, obs_dim]` -> `[K, n, act_dim]`."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        one_per_task = obs_t.ndim == 2
+        if one_per_task:
+            obs_t = obs_t.unsqueeze(1)
         action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)[0]
-        return action.squeeze(1).cpu().numpy()
+        return (action.squeeze(1) if one_per_task else action).cpu().numpy()
 
     def state_dict(self) -> dict:
         return {

@@ -63,7 +63,7 @@ class Trainer:
                            f"(sac.batch_size / {k} = {self.per_task_batch})")
         self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector,
                         workers=cfg.env.workers)
-        self.eval_env: MT10 | None = None
+        self.eval_envs: list[MT10] = []  # built at the first evaluation
         self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
         # training episodes end only at the time limit, which sizes the replay's table of final observations
         self.replay = MultiTaskReplay(k, max(2, cfg.train.buffer_capacity // k), STATE_DIM, self.env.action_dim,
@@ -136,11 +136,12 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------------- the loop
     def evaluate(self) -> EvalResult:
-        if self.eval_env is None:  # same seed: under the fixed-goal protocol, the same goals as training
+        if not self.eval_envs:  # same seed: under the fixed-goal protocol, the same goals as training
             env = self.cfg.env
-            self.eval_env = MT10(env.protocol, self.cfg.seed, env.reward_version, env.vector, workers=env.workers)
+            self.eval_envs = [MT10(env.protocol, self.cfg.seed, env.reward_version, env.vector, workers=env.workers,
+                                   copy=c) for c in range(env.eval_copies)]
         labels = {"method": self.cfg.method, "seed": self.cfg.seed, "steps": self.step}
-        return evaluate(self.agent, self.eval_env, eval_episodes(self.cfg, self.eval_env), labels)
+        return evaluate(self.agent, self.eval_envs, eval_episodes(self.cfg, self.eval_envs[0]), labels)
 
     def wall_seconds(self) -> float:
         """The training loop's wall clock over the whole run, resumes included."""
@@ -167,8 +168,8 @@ class Trainer:
                 self.monitor.close()
         finally:  # worker processes of the collector end with the run, also in a long-lived sweep worker
             self.env.close()
-            if self.eval_env is not None:
-                self.eval_env.close()
+            for env in self.eval_envs:
+                env.close()
         return result
 
     def _sample(self) -> Batch:

@@ -98,6 +98,15 @@ def test_act_shapes_and_determinism():
     assert not np.array_equal(agent.act(obs, deterministic=False), agent.act(obs, deterministic=False))
 
 
+def test_act_on_several_observations_per_task_acts_on_each_alone():
+    agent = _small_agent()
+    obs = np.random.default_rng(0).normal(size=(K, 3, STATE + K)).astype(np.float32)
+    actions = agent.act(obs, deterministic=True)
+    assert actions.shape == (K, 3, ACT)
+    for n in range(3):
+        np.testing.assert_allclose(actions[:, n], agent.act(obs[:, n], deterministic=True), atol=1e-6)
+
+
 def test_a_non_finite_loss_skips_the_update_and_is_counted():
     torch.manual_seed(0)
     agent, batch = _small_agent(), _batch()

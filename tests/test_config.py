@@ -31,3 +31,11 @@ def test_exponents_without_a_dot_are_floats():
 def test_bad_values_get_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
         load_config(None, [override])
+
+
+def test_evaluation_copies_need_goals_drawn_at_reset_and_enough_episodes():
+    assert load_config(None, ["env.protocol=mt10", "env.eval_copies=5"]).env.eval_copies == 5
+    with pytest.raises(ConfigError, match="'env.eval_copies' must be 1 under protocol mt10-fixed"):
+        load_config(None, ["env.protocol=mt10-fixed", "env.eval_copies=2"])
+    with pytest.raises(ConfigError, match="'env.eval_copies' must be at most the episodes per task \\(4\\), got 5"):
+        load_config(None, ["env.protocol=mt10", "env.eval_episodes=4", "env.eval_copies=5"])

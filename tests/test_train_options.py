@@ -28,3 +28,13 @@ def test_updates_per_step_and_reward_statistics_through_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(resumed.reward_normaliser.return_scale, normaliser.return_scale)
     assert resumed.reward_normaliser.episode_rewards == normaliser.episode_rewards
     resumed.env.close()
+
+
+def test_evaluation_on_copies_of_the_benchmark(tmp_path):
+    overrides = ["env.protocol=mt10", "env.eval_episodes=2", "env.eval_copies=2", "train.steps=10",
+                 "train.warmup_steps=10", "train.eval_every=10"]
+    trainer = Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", TINY + overrides), tmp_path / "run")
+    result = trainer.train()
+    assert [env.protocol.name for env in trainer.eval_envs] == ["mt10", "mt10"]
+    assert result.episodes == 2 and all(rate in (0, 0.5, 1) for rate in result.success.values())
+    assert all(env.pool is None and env.envs.closed for env in trainer.eval_envs)  # closed with the run

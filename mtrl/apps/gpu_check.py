@@ -11,13 +11,17 @@ It measures, on the device it is given:
   width the update is free once it overlaps with collection;
 - the training loop end to end with the project's collector on as many workers as the machine has cores for:
   sequential, overlapped (`train.overlap`), and overlapped with the fastest update option; runs interleaved;
-- the time of one evaluation, and from these the projected wall clock of a full run of the preset.
+- the time of one round of evaluation episodes, on one copy of the benchmark and on as many copies side by side
+  as the cores allow (`env.eval_copies`, where the protocol draws a new goal at each reset), and from these the
+  projected wall clock of a full run of the preset.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -43,9 +47,9 @@ def timed_loop(preset: Path, device: torch.device, steps: int, workers: int, opt
 
 
 def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,
-               modes: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
+               modes: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Training steps per second (evaluation left out) of each loop mode (name: its options), `rounds` runs
-    each, interleaved; medians, the seconds of each mode's median run, and one single-episode evaluation."""
+    each, interleaved; medians, and the seconds of each mode's median run."""
     runs: dict[str, list[tuple[float, dict[str, float]]]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode, mode_runs in runs.items():
@@ -53,8 +57,36 @@ def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, work
             mode_runs.append((steps / (seconds["total"] - seconds["evaluation"]), seconds))
     medians = {mode: statistics.median(rate for rate, _ in r) for mode, r in runs.items()}
     typical = {mode: sorted(r, key=lambda run: run[0])[len(r) // 2][1] for mode, r in runs.items()}
-    evaluation = statistics.median(seconds["evaluation"] for r in runs.values() for _, seconds in r)
-    return medians, typical, evaluation
+    return medians, typical
+
+
+def evaluation_copies(cfg: Config) -> int:
+    """Copies of the benchmark an evaluation can step side by side here: two worker processes each, one core
+    left for the main process; 1 where the protocol's goals are fixed (every copy would repeat the episodes)."""
+    protocol = PROTOCOLS[cfg.env.protocol]
+    if protocol.fixed_goals:
+        return 1
+    return max(1, min((os.cpu_count() or 2) // 2, cfg.env.eval_episodes or protocol.eval_episodes))
+
+
+def evaluation_round_seconds(preset: Path, device: torch.device, copies: int) -> float:
+    """Seconds of one round of evaluation: `copies` copies of the benchmark side by side (each on two worker
+    processes), one episode each, acted by an untrained agent, whose episodes run to the time limit."""
+    from agents.mtsac import MTSAC
+    from mtrl.envs import MT10
+    from mtrl.evaluation import evaluate
+
+    cfg = load_config(preset, [f"device={device}"])
+    envs = [MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, "workers", workers=2, copy=c)
+            for c in range(copies)]
+    try:
+        agent = MTSAC(cfg, envs[0].obs_dim, envs[0].action_dim, envs[0].num_tasks, device)
+        start = time.perf_counter()
+        evaluate(agent, envs, episodes=copies)
+        return time.perf_counter() - start
+    finally:
+        for env in envs:
+            env.close()
 
 
 # Ways to run `mtsac`'s update, timed against eager; CUDA graphs only on a GPU.
@@ -129,8 +161,10 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
     modes = {"sequential": [], "overlapped": ["train.overlap=true"]}
     if fastest:
         modes[f"overlapped, {fast_name}"] = ["train.overlap=true", *fast_options]
-    rates, typical, one_episode = loop_rates(preset, device, steps, rounds, workers, modes)
+    rates, typical = loop_rates(preset, device, steps, rounds, workers, modes)
     _show(rates)
+    rounds_seconds = {c: evaluation_round_seconds(preset, device, c) for c in sorted({1, evaluation_copies(cfg)})}
+    _show(rounds_seconds)
     env_per_step = typical["sequential"]["env"] / steps  # waiting for the workers, nothing overlapped
 
     lines = ["## GPU check", "",
@@ -167,13 +201,19 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
                      f"{seconds['update'] / loop:.0%} | {other / loop:.0%} |")
     best = max(rates, key=rates.get)
     episodes = cfg.env.eval_episodes or PROTOCOLS[cfg.env.protocol].eval_episodes
+    evaluation = {c: math.ceil(episodes / c) * t for c, t in rounds_seconds.items()}  # seconds per evaluation
+    copies = min(evaluation, key=evaluation.get)
+    lines += ["", f"Evaluation ({episodes} episodes per task), from one round of episodes with the untrained policy, "
+                  "whose episodes run to the time limit (an upper bound):", "",
+              "| copies of the benchmark side by side | one round s | rounds | s per evaluation |", "|---|---|---|---|"]
+    lines += [f"| {c} (`env.eval_copies={c}`, 2 workers each) | {t:.1f} | {math.ceil(episodes / c)} | "
+              f"{evaluation[c]:.0f} |" for c, t in rounds_seconds.items()]
     evaluations = cfg.train.steps // cfg.train.eval_every
     train_hours = cfg.train.steps / rates[best] / 3600
-    eval_hours = evaluations * episodes * one_episode / 3600
+    eval_hours = evaluations * evaluation[copies] / 3600
     lines += ["", f"Overlapped against sequential: **{rates['overlapped'] / rates['sequential']:.2f}x**; the "
                   f"fastest loop ({best}) against sequential: **{rates[best] / rates['sequential']:.2f}x**.", "",
-              f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps, {best} loop): "
-              f"**{train_hours + eval_hours:.1f} h**: {train_hours:.1f} h of training and {eval_hours:.1f} h for "
-              f"{evaluations} evaluations of {episodes} episodes per task ({one_episode:.1f} s per episode per task "
-              "measured with the untrained policy, whose episodes run to the time limit: an upper bound).", ""]
+              f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps, {best} loop, "
+              f"`env.eval_copies={copies}`): **{train_hours + eval_hours:.1f} h**: {train_hours:.1f} h of training "
+              f"and {eval_hours:.1f} h for {evaluations} evaluations.", ""]
     return lines
