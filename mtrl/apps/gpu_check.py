@@ -72,7 +72,7 @@ def evaluation_copies(cfg: Config) -> int:
 def evaluation_round_seconds(preset: Path, device: torch.device, copies: int) -> float:
     """Seconds of one round of evaluation: `copies` copies of the benchmark side by side (each on two worker
     processes), one episode each, acted by an untrained agent, whose episodes run to the time limit."""
-    from agents.mtsac import MTSAC
+    from mtrl.sac import MTSAC
     from mtrl.envs import MT10
     from mtrl.evaluation import evaluate
 
