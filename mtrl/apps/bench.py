@@ -481,7 +481,9 @@ def main() -> None:
     for section in sections:
         heading, *body = builders[section]()
         existing[heading] = [heading, "", provenance, "", *body[1:]]
-    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it.", ""]
+    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it. Absolute times on a "
+             "shared machine drift from one day to the next; the ratios, measured side by side within one section's "
+             "run, are what compare.", ""]
     for block in existing.values():
         lines += block
     args.out.write_text("\n".join(lines))
