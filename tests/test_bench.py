@@ -44,3 +44,12 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path):
     assert {"sequential", "overlapped"} <= set(rates) and min(rates.values()) > 0
     assert "| 1 (`env.eval_copies=1`, 2 workers each) |" in text  # fixed goals: one copy only
     assert "Projected wall clock of a full run of the preset (60,000 steps" in text
+
+
+def test_the_profiled_split_of_an_update_has_matrix_products_and_the_rest():
+    from mtrl.apps.bench import profiled_split
+    from mtrl.config import load_config
+
+    cfg = load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=40", "train.threads=1"])
+    matmuls, rest = profiled_split(cfg, torch.device("cpu"), updates=2)
+    assert 0 < matmuls < 1 and 0 < rest < 1  # seconds per update
