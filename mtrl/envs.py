@@ -190,6 +190,12 @@ class MT10:
             self.envs.close()
 
 
+def benchmark_copies(protocol: str | Protocol, seed: int, copies: int, reward_version: str = "v2",
+                     **options: Any) -> list[MT10]:
+    """`copies` copies of the benchmark for an evaluation (copy 0 is `MT10(protocol, seed, ...)` itself)."""
+    return [MT10(protocol, seed, reward_version, copy=c, **options) for c in range(copies)]
+
+
 def _class_to_task(class_name: str) -> str:
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 

@@ -25,7 +25,7 @@ from mtrl.checkpoint import load_latest, restore_into, save_checkpoint
 from mtrl.collector import CollectorError
 from mtrl.combiners import make_combiner
 from mtrl.config import Config, save_config, to_dict
-from mtrl.envs import MT10, NUM_TASKS, STATE_DIM
+from mtrl.envs import MT10, NUM_TASKS, STATE_DIM, benchmark_copies
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
@@ -138,8 +138,8 @@ class Trainer:
     def evaluate(self) -> EvalResult:
         if not self.eval_envs:  # same seed: under the fixed-goal protocol, the same goals as training
             env = self.cfg.env
-            self.eval_envs = [MT10(env.protocol, self.cfg.seed, env.reward_version, env.vector, workers=env.workers,
-                                   copy=c) for c in range(env.eval_copies)]
+            self.eval_envs = benchmark_copies(env.protocol, self.cfg.seed, env.eval_copies, env.reward_version,
+                                              vector=env.vector, workers=env.workers)
         labels = {"method": self.cfg.method, "seed": self.cfg.seed, "steps": self.step}
         return evaluate(self.agent, self.eval_envs, eval_episodes(self.cfg, self.eval_envs[0]), labels)
 

@@ -72,13 +72,12 @@ def evaluation_copies(cfg: Config) -> int:
 def evaluation_round_seconds(preset: Path, device: torch.device, copies: int) -> float:
     """Seconds of one round of evaluation: `copies` copies of the benchmark side by side (each on two worker
     processes), one episode each, acted by an untrained agent, whose episodes run to the time limit."""
-    from mtrl.sac import MTSAC
-    from mtrl.envs import MT10
+    from mtrl.envs import benchmark_copies
     from mtrl.evaluation import evaluate
+    from mtrl.sac import MTSAC
 
     cfg = load_config(preset, [f"device={device}"])
-    envs = [MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, "workers", workers=2, copy=c)
-            for c in range(copies)]
+    envs = benchmark_copies(cfg.env.protocol, cfg.seed, copies, cfg.env.reward_version, vector="workers", workers=2)
     try:
         agent = MTSAC(cfg, envs[0].obs_dim, envs[0].action_dim, envs[0].num_tasks, device)
         start = time.perf_counter()
