@@ -24,8 +24,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def default_config() -> Path:
-    """The paper preset where a GPU can run it, the small CPU preset elsewhere."""
-    return CONFIG_DIR / ("mt10.yaml" if torch.cuda.is_available() else "mt10_cpu.yaml")
+    """The GPU preset where a GPU can run it, the small CPU preset elsewhere."""
+    return CONFIG_DIR / ("mt10_gpu.yaml" if torch.cuda.is_available() else "mt10_cpu.yaml")
 
 
 def parse_args():
@@ -33,7 +33,7 @@ def parse_args():
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="override any config field, e.g. sac.batch_size=640 train.steps=100000")
     parser.add_argument("--method", choices=sorted(COMBINERS), help="gradient combiner (default: the config's)")
-    parser.add_argument("--config", type=Path, help="YAML config (default: mt10.yaml on a GPU, mt10_cpu.yaml "
+    parser.add_argument("--config", type=Path, help="YAML config (default: mt10_gpu.yaml on a GPU, mt10_cpu.yaml "
                                                     "otherwise)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])

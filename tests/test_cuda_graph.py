@@ -20,7 +20,8 @@ def test_cuda_graph_is_refused_for_a_method_that_keeps_state_and_on_the_cpu():
 
 
 @cuda
-def test_graphed_update_follows_the_eager_update():
+@pytest.mark.parametrize("preset", ["configs/mt10.yaml", "configs/mt10_gpu.yaml"])  # MSE; categorical, residual
+def test_graphed_update_follows_the_eager_update(preset):
     from mtrl.apps.bench import _filled_replay
     from mtrl.sac import MTSAC
 
@@ -29,7 +30,8 @@ def test_graphed_update_follows_the_eager_update():
     agents = []
     for graphed in (False, True):
         torch.manual_seed(0)
-        cfg = load_config("configs/mt10.yaml", ["net.hidden_dim=64", f"sac.cuda_graph={str(graphed).lower()}"])
+        cfg = load_config(preset, ["net.hidden_dim=64", "sac.compile=false",
+                                   f"sac.cuda_graph={str(graphed).lower()}"])
         agents.append(MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device))
     generator = torch.Generator(device).manual_seed(1)
     for update in range(8):  # 3 eager warm-up updates, the recording, then replays

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,10 @@ def _filled_replay(device: torch.device, transitions: int = 2000) -> MultiTaskRe
     return replay
 
 
-def update_costs(config_path: Path, device: torch.device, repeats: int, updates: int) -> dict[str, float]:
+def update_costs(config_path: Path, device: torch.device, repeats: int, updates: int,
+                 overrides: Sequence[str] = ()) -> dict[str, float]:
     """Median seconds per update for every method on one fixed batch."""
-    configs = {method: load_config(config_path, method=method) for method in COMBINERS}
+    configs = {method: load_config(config_path, list(overrides), method=method) for method in COMBINERS}
     return timed_updates(configs, device, repeats, updates)
 
 
@@ -449,6 +451,8 @@ def main() -> None:
                                                                      "preset, on a CPU the CPU preset")
     parser.add_argument("--check-steps", type=int, default=1500, help="training steps per loop run of the GPU check")
     parser.add_argument("--check-rounds", type=int, default=2, help="runs of each loop in the GPU check")
+    parser.add_argument("--check-preset", type=Path, help="the preset the GPU check measures (default: "
+                                                          "configs/mt10_gpu.yaml on a GPU, configs/mt10_cpu.yaml on a CPU)")
     parser.add_argument("--check-widths", type=int, nargs="+", help="wider critics the GPU check times (default: "
                                                                     "1024 2048 4096 on a GPU, 512 on a CPU)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
@@ -479,7 +483,8 @@ def main() -> None:
                                                      args.threads),
                 "instructions": lambda: instructions_section(args.baseline, args.candidate, ROOT, args.updates),
                 "gpu-check": lambda: gpu_check_section(
-                    ROOT / ("configs/mt10.yaml" if device.type == "cuda" else "configs/mt10_cpu.yaml"), device,
+                    (args.check_preset or ROOT / ("configs/mt10_gpu.yaml" if device.type == "cuda"
+                                                  else "configs/mt10_cpu.yaml")).resolve(), device,
                     args.check_steps, args.check_rounds, args.repeats, args.updates,
                     tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,))))}
     existing = _read_sections(args.out)

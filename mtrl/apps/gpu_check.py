@@ -35,6 +35,10 @@ def collector_workers() -> int:
     return max(1, min(NUM_TASKS, (os.cpu_count() or 2) - 1))
 
 
+# the update of the published runs: eager, after each environment step
+EAGER = ["sac.compile=false", "sac.cuda_graph=false", "train.overlap=false"]
+
+
 def timed_loop(preset: Path, device: torch.device, steps: int, workers: int, options: list[str],
                ) -> dict[str, float]:
     """Seconds of a short training run of `preset` with `options` on the collector's workers (updates from step
@@ -42,22 +46,33 @@ def timed_loop(preset: Path, device: torch.device, steps: int, workers: int, opt
     from mtrl.apps.bench import timed_run
 
     return timed_run(preset, steps, [f"train.log_every={min(steps, 1000)}", "env.eval_episodes=1",
-                                     "env.vector=workers", f"env.workers={workers}", f"device={device}", *options],
-                     warmup=100)
+                                     "env.eval_copies=1", "env.vector=workers", f"env.workers={workers}",
+                                     f"device={device}", *options], warmup=100)
 
 
 def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,
                modes: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Training steps per second (evaluation left out) of each loop mode (name: its options), `rounds` runs
-    each, interleaved; medians, and the seconds of each mode's median run."""
-    runs: dict[str, list[tuple[float, dict[str, float]]]] = {mode: [] for mode in modes}
+    """Training steps per second of each loop mode (name: its options) in steady state, and the seconds per
+    step of each part of the loop. Each mode runs once short and `rounds` times in full, interleaved; the
+    short run's seconds are taken from the median full run's, so that what every run pays once (compiling
+    the update, recording its graphs, starting the workers) drops out, and evaluation is left out. A first
+    short run of each mode, not counted, fills the compiler's caches, so that every counted run finds them
+    as warm."""
+    short = 100 + (steps - 100) // 4  # a few updates, enough to compile
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    for options in modes.values():
+        timed_loop(preset, device, short, workers, options)
+    once = {mode: timed_loop(preset, device, short, workers, options) for mode, options in modes.items()}
     for _ in range(rounds):
         for mode, mode_runs in runs.items():
-            seconds = timed_loop(preset, device, steps, workers, modes[mode])
-            mode_runs.append((steps / (seconds["total"] - seconds["evaluation"]), seconds))
-    medians = {mode: statistics.median(rate for rate, _ in r) for mode, r in runs.items()}
-    typical = {mode: sorted(r, key=lambda run: run[0])[len(r) // 2][1] for mode, r in runs.items()}
-    return medians, typical
+            mode_runs.append(timed_loop(preset, device, steps, workers, modes[mode]))
+    rates, per_step = {}, {}
+    for mode, mode_runs in runs.items():
+        median = sorted(mode_runs, key=lambda seconds: seconds["total"])[len(mode_runs) // 2]
+        extra = {key: (median[key] - once[mode][key]) / (steps - short) for key in median}
+        extra["loop"] = extra["total"] - extra["evaluation"]
+        rates[mode], per_step[mode] = 1 / extra["loop"], extra
+    return rates, per_step
 
 
 def evaluation_copies(cfg: Config) -> int:
@@ -103,8 +118,8 @@ def update_option_costs(preset: Path, device: torch.device, repeats: int, update
     for name, options in UPDATE_OPTIONS.items():
         if device.type != "cuda" and "sac.cuda_graph=true" in options:
             continue
-        configs = {"eager": load_config(preset, [f"device={device}"]),
-                   name: load_config(preset, [f"device={device}", *options])}
+        configs = {"eager": load_config(preset, [f"device={device}", *EAGER]),
+                   name: load_config(preset, [f"device={device}", *EAGER, *options])}
         try:
             costs = timed_updates(configs, device, repeats, updates)
             results[name] = (costs["eager"], costs[name])
@@ -144,34 +159,46 @@ def width_configs(preset: Path, widths: tuple[int, ...], device: torch.device, o
     return configs
 
 
+def _preset_options(cfg: Config) -> str:
+    """The speed options a preset sets, as they read in the loop table."""
+    options = [name for name, on in (("sac.compile", cfg.sac.compile), ("sac.cuda_graph", cfg.sac.cuda_graph),
+                                     ("train.overlap", cfg.train.overlap)) if on]
+    return ", ".join(options) or "none"
+
+
 def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
                       widths: tuple[int, ...] = WIDTHS) -> list[str]:
     from mtrl.apps.bench import timed_updates, update_costs
 
     cfg = load_config(preset)
     workers = collector_workers()
-    costs = update_costs(preset, device, repeats, updates)
+    costs = update_costs(preset, device, repeats, updates, EAGER)
     _show(costs)
     options = update_option_costs(preset, device, repeats, updates)
     fastest = fastest_update_options(options)
     fast_name, fast_options = fastest if fastest else ("eager", [])
-    wide = timed_updates(width_configs(preset, widths, device, fast_options), device, repeats, updates)
+    wide = timed_updates(width_configs(preset, widths, device, [*EAGER, *fast_options]), device, repeats, updates)
     _show(wide)
-    modes = {"sequential": [], "overlapped": ["train.overlap=true"]}
-    if fastest:
-        modes[f"overlapped, {fast_name}"] = ["train.overlap=true", *fast_options]
-    rates, typical = loop_rates(preset, device, steps, rounds, workers, modes)
+    as_configured = f"the preset as configured ({_preset_options(cfg)})"
+    modes = {"sequential": EAGER, "overlapped": [*EAGER, "train.overlap=true"], as_configured: []}
+    fast_loop = [*EAGER, "train.overlap=true", *fast_options]
+    if fastest and _preset_options(load_config(preset, fast_loop)) != _preset_options(cfg):
+        modes[f"overlapped, {fast_name}"] = fast_loop
+    rates, per_step = loop_rates(preset, device, steps, rounds, workers, modes)
     _show(rates)
-    rounds_seconds = {c: evaluation_round_seconds(preset, device, c) for c in sorted({1, evaluation_copies(cfg)})}
+    copies_timed = sorted({1, cfg.env.eval_copies, evaluation_copies(cfg)})
+    rounds_seconds = {c: evaluation_round_seconds(preset, device, c) for c in copies_timed}
     _show(rounds_seconds)
-    env_per_step = typical["sequential"]["env"] / steps  # waiting for the workers, nothing overlapped
+    env_per_step = per_step["sequential"]["env"]  # waiting for the workers, nothing overlapped
 
     lines = ["## GPU check", "",
              f"Preset `{preset.relative_to(preset.parents[1])}` ({cfg.env.protocol}, actor "
              f"{cfg.net.actor.hidden_layers} x {cfg.net.actor.hidden_dim}, critic {cfg.net.critic.hidden_layers} x "
-             f"{cfg.net.critic.hidden_dim}, batch {cfg.sac.batch_size}) on `{device}`, the collector on {workers} "
-             f"worker processes.", "",
-             f"Update cost per method, same batch, interleaved, median of {repeats} repeats of {updates} updates:", "",
+             f"{cfg.net.critic.hidden_dim}{', residual' if cfg.net.critic.residual else ''}, "
+             f"{cfg.sac.critic_loss} critic loss, batch {cfg.sac.batch_size}) on `{device}`, the collector on "
+             f"{workers} worker processes.", "",
+             f"Update cost per method (eager), same batch, interleaved, median of {repeats} repeats of {updates} "
+             "updates:", "",
              "| method | ms per update | ratio to `mtsac` |", "|---|---|---|"]
     lines += [f"| `{m}` | {s * 1e3:.2f} | {s / costs['mtsac']:.2f}x |" for m, s in costs.items()]
     lines += ["", "`mtsac`'s update with each speed option against eager, each pair interleaved (after 3 warm-up "
@@ -189,30 +216,36 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
     lines += [f"| {name} | {s * 1e3:.2f} | {s / wide['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
               for name, s in wide.items()]
-    lines += ["", f"Training loop end to end, {steps} steps per run (updates from step 100), {rounds} runs of each "
-                  "loop interleaved, medians; evaluation left out:", "",
+    lines += ["", f"Training loop end to end: each loop run once for {100 + (steps - 100) // 4} steps (after a run "
+                  f"that warms the compiler's caches) and {rounds} times for {steps} (updates from step 100); the "
+                  "steps between the two, from the median full run, so that compiling, recording and starting the "
+                  "workers drop out; evaluation left out:", "",
               "| loop | env-steps/s (x10 tasks) | waiting for envs | update | other |", "|---|---|---|---|---|"]
     for mode, rate in rates.items():
-        seconds = typical[mode]
-        loop = seconds["total"] - seconds["evaluation"]
-        other = loop - seconds["env"] - seconds["update"]
-        lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | {seconds['env'] / loop:.0%} | "
-                     f"{seconds['update'] / loop:.0%} | {other / loop:.0%} |")
+        seconds = per_step[mode]
+        other = seconds["loop"] - seconds["env"] - seconds["update"]
+        lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | {seconds['env'] / seconds['loop']:.0%} | "
+                     f"{seconds['update'] / seconds['loop']:.0%} | {other / seconds['loop']:.0%} |")
     best = max(rates, key=rates.get)
     episodes = cfg.env.eval_episodes or PROTOCOLS[cfg.env.protocol].eval_episodes
     evaluation = {c: math.ceil(episodes / c) * t for c, t in rounds_seconds.items()}  # seconds per evaluation
-    copies = min(evaluation, key=evaluation.get)
     lines += ["", f"Evaluation ({episodes} episodes per task), from one round of episodes with the untrained policy, "
                   "whose episodes run to the time limit (an upper bound):", "",
               "| copies of the benchmark side by side | one round s | rounds | s per evaluation |", "|---|---|---|---|"]
     lines += [f"| {c} (`env.eval_copies={c}`, 2 workers each) | {t:.1f} | {math.ceil(episodes / c)} | "
               f"{evaluation[c]:.0f} |" for c, t in rounds_seconds.items()]
     evaluations = cfg.train.steps // cfg.train.eval_every
-    train_hours = cfg.train.steps / rates[best] / 3600
-    eval_hours = evaluations * evaluation[copies] / 3600
+
+    def projection(loop: str, copies: int) -> str:
+        train_hours = cfg.train.steps / rates[loop] / 3600
+        eval_hours = evaluations * evaluation[copies] / 3600
+        return (f"{loop} loop, `env.eval_copies={copies}`: **{train_hours + eval_hours:.1f} h**, {train_hours:.1f} h "
+                f"of training and {eval_hours:.1f} h for {evaluations} evaluations")
+
     lines += ["", f"Overlapped against sequential: **{rates['overlapped'] / rates['sequential']:.2f}x**; the "
-                  f"fastest loop ({best}) against sequential: **{rates[best] / rates['sequential']:.2f}x**.", "",
-              f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps, {best} loop, "
-              f"`env.eval_copies={copies}`): **{train_hours + eval_hours:.1f} h**: {train_hours:.1f} h of training "
-              f"and {eval_hours:.1f} h for {evaluations} evaluations.", ""]
+                  f"preset as configured against sequential: **{rates[as_configured] / rates['sequential']:.2f}x**; "
+                  f"the fastest loop ({best}) against sequential: **{rates[best] / rates['sequential']:.2f}x**.", "",
+              f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps): "
+              f"{projection(as_configured, cfg.env.eval_copies)}; with the fastest settings measured here, "
+              f"{projection(best, min(evaluation, key=evaluation.get))}.", ""]
     return lines
