@@ -150,9 +150,13 @@ WIDTHS = (1024, 2048, 4096)
 
 def width_configs(preset: Path, widths: tuple[int, ...], device: torch.device, options: list[str],
                   ) -> dict[str, Config]:
-    """The preset, and its critic made wider with layer-normed residual blocks (actor unchanged)."""
+    """The preset; the published critic (3 x 400, plain layers, a scalar Q) in its place; and the preset's critic
+    made wider with layer-normed residual blocks (actor unchanged)."""
     base = [f"device={device}", *options]
-    configs = {"preset": load_config(preset, base)}
+    configs = {"preset": load_config(preset, base),
+               "published critic: 3 x 400, plain, mse": load_config(preset, [
+                   *base, "net.critic.hidden_dim=400", "net.critic.hidden_layers=3", "net.critic.residual=false",
+                   "net.critic.layer_norm=false", "sac.critic_loss=mse"])}
     for width in widths:
         configs[f"critic {width} wide, residual"] = load_config(
             preset, [*base, f"net.critic.hidden_dim={width}", "net.critic.residual=true"])
