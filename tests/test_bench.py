@@ -41,7 +41,8 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path):
     assert "| `sac.compile` |" in text and "| critic 32 wide, residual |" in text
     rates = {row.split("|")[1].strip(): float(row.split("|")[2].split()[0]) for row in text.splitlines()
              if row.startswith(("| sequential", "| overlapped"))}
-    assert {"sequential", "overlapped"} <= set(rates) and min(rates.values()) > 0
+    assert "sequential" in rates and any(mode.startswith("overlapped") for mode in rates)
+    assert min(rates.values()) > 0
     assert "| 1 (`env.eval_copies=1`, 2 workers each) |" in text  # fixed goals: one copy only
     assert "Projected wall clock of a full run of the preset (60,000 steps" in text
 

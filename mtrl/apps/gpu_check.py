@@ -56,12 +56,14 @@ def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, work
     step of each part of the loop. Each mode runs once short and `rounds` times in full, interleaved; the
     short run's seconds are taken from the median full run's, so that what every run pays once (compiling
     the update, recording its graphs, starting the workers) drops out, and evaluation is left out. A first
-    short run of each mode, not counted, fills the compiler's caches, so that every counted run finds them
+    short run of each compiled mode, not counted, fills the compiler's caches, so that every counted run finds them
     as warm."""
     short = 100 + (steps - 100) // 4  # a few updates, enough to compile
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for options in modes.values():
-        timed_loop(preset, device, short, workers, options)
+        compiled = load_config(preset, options).sac
+        if compiled.compile or compiled.cuda_graph:
+            timed_loop(preset, device, short, workers, options)
     once = {mode: timed_loop(preset, device, short, workers, options) for mode, options in modes.items()}
     for _ in range(rounds):
         for mode, mode_runs in runs.items():
@@ -73,15 +75,6 @@ def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, work
         extra["loop"] = extra["total"] - extra["evaluation"]
         rates[mode], per_step[mode] = 1 / extra["loop"], extra
     return rates, per_step
-
-
-def evaluation_copies(cfg: Config) -> int:
-    """Copies of the benchmark an evaluation can step side by side here: two worker processes each, one core
-    left for the main process; 1 where the protocol's goals are fixed (every copy would repeat the episodes)."""
-    protocol = PROTOCOLS[cfg.env.protocol]
-    if protocol.fixed_goals:
-        return 1
-    return max(1, min((os.cpu_count() or 2) // 2, cfg.env.eval_episodes or protocol.eval_episodes))
 
 
 def evaluation_round_seconds(preset: Path, device: torch.device, copies: int) -> float:
@@ -184,13 +177,15 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
     wide = timed_updates(width_configs(preset, widths, device, [*EAGER, *fast_options]), device, repeats, updates)
     _show(wide)
     as_configured = f"the preset as configured ({_preset_options(cfg)})"
-    modes = {"sequential": EAGER, "overlapped": [*EAGER, "train.overlap=true"], as_configured: []}
-    fast_loop = [*EAGER, "train.overlap=true", *fast_options]
-    if fastest and _preset_options(load_config(preset, fast_loop)) != _preset_options(cfg):
-        modes[f"overlapped, {fast_name}"] = fast_loop
+    fast_loop = [*EAGER, "env.vector=workers", "train.overlap=true", *fast_options]
+    modes = {"sequential": EAGER}
+    if _preset_options(cfg) != "none":
+        modes[as_configured] = []
+    if _preset_options(load_config(preset, fast_loop)) != _preset_options(cfg):
+        modes["overlapped" + (f", {fast_name}" if fastest else "")] = fast_loop
     rates, per_step = loop_rates(preset, device, steps, rounds, workers, modes)
     _show(rates)
-    copies_timed = sorted({1, cfg.env.eval_copies, evaluation_copies(cfg)})
+    copies_timed = sorted({1, cfg.env.eval_copies})
     rounds_seconds = {c: evaluation_round_seconds(preset, device, c) for c in copies_timed}
     _show(rounds_seconds)
     env_per_step = per_step["sequential"]["env"]  # waiting for the workers, nothing overlapped
@@ -246,10 +241,10 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
         return (f"{loop} loop, `env.eval_copies={copies}`: **{train_hours + eval_hours:.1f} h**, {train_hours:.1f} h "
                 f"of training and {eval_hours:.1f} h for {evaluations} evaluations")
 
-    lines += ["", f"Overlapped against sequential: **{rates['overlapped'] / rates['sequential']:.2f}x**; the "
-                  f"preset as configured against sequential: **{rates[as_configured] / rates['sequential']:.2f}x**; "
-                  f"the fastest loop ({best}) against sequential: **{rates[best] / rates['sequential']:.2f}x**.", "",
+    preset_loop = as_configured if as_configured in rates else "sequential"
+    lines += ["", "; ".join(f"{mode} against sequential: **{rate / rates['sequential']:.2f}x**"
+                            for mode, rate in rates.items() if mode != "sequential") + ".", "",
               f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps): "
-              f"{projection(as_configured, cfg.env.eval_copies)}; with the fastest settings measured here, "
+              f"{projection(preset_loop, cfg.env.eval_copies)}; with the fastest settings measured here, "
               f"{projection(best, min(evaluation, key=evaluation.get))}.", ""]
     return lines
