@@ -1,8 +1,12 @@
 """Config keys added with the network options, and values YAML reads loosely."""
 
+from pathlib import Path
+
 import pytest
 
 from mtrl.config import ConfigError, from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_net_keys_set_both_networks_and_each_can_differ():
@@ -39,3 +43,22 @@ def test_evaluation_copies_need_goals_drawn_at_reset_and_enough_episodes():
         load_config(None, ["env.protocol=mt10-fixed", "env.eval_copies=2"])
     with pytest.raises(ConfigError, match="'env.eval_copies' must be at most the episodes per task \\(4\\), got 5"):
         load_config(None, ["env.protocol=mt10", "env.eval_episodes=4", "env.eval_copies=5"])
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_preset_loads_for_every_method_and_its_agent_updates(preset):
+    """A preset is what users run first: each must validate with every --method, and build an agent that
+    updates (networks shrunk; the update is compiled only in the test of compilation)."""
+    import torch
+
+    from mtrl.apps.bench import _filled_replay
+    from mtrl.combiners import COMBINERS
+    from mtrl.envs import NUM_TASKS, STATE_DIM
+    from mtrl.sac import MTSAC
+
+    for method in COMBINERS:
+        load_config(ROOT / "configs" / preset, method=method)
+    cfg = load_config(ROOT / "configs" / preset, ["net.hidden_dim=16", "sac.compile=false", "device=cpu"])
+    agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, torch.device("cpu"))
+    metrics = agent.update(_filled_replay(torch.device("cpu"), 300).sample(4))
+    assert torch.isfinite(metrics["loss/critic"]).all()
