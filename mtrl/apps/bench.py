@@ -449,12 +449,12 @@ def main() -> None:
                         help="the ablation sweep whose variants the 'options' section times")
     parser.add_argument("--gpu-check", action="store_true", help="only the 'gpu-check' section: on a GPU the GPU "
                                                                      "preset, on a CPU the CPU preset")
-    parser.add_argument("--check-steps", type=int, default=1500, help="training steps per loop run of the GPU check")
-    parser.add_argument("--check-rounds", type=int, default=2, help="runs of each loop in the GPU check")
+    parser.add_argument("--check-steps", type=int, default=800, help="training steps per loop run of the GPU check")
+    parser.add_argument("--check-rounds", type=int, default=1, help="full-length runs of each loop in the GPU check")
     parser.add_argument("--check-preset", type=Path, help="the preset the GPU check measures (default: "
                                                           "configs/mt10_gpu.yaml on a GPU, configs/mt10_cpu.yaml on a CPU)")
     parser.add_argument("--check-widths", type=int, nargs="+", help="wider critics the GPU check times (default: "
-                                                                    "1024 2048 4096 on a GPU, 512 on a CPU)")
+                                                                    "768 1024 on a GPU, 512 on a CPU)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:

@@ -6,14 +6,14 @@
 It measures, on the device it is given:
 - every method's update cost at the preset, as a ratio to `mtsac`, and `mtsac`'s update with each speed option
   (`sac.compile`; on a GPU `sac.cuda_graph`, alone and with `sac.compile`) against its eager one;
-- the update cost of wider critics (layer-normed residual blocks, as BRO and BRC use) at the preset's batch,
-  with the fastest update option, against the time the collector needs for one environment step: up to that
-  width the update is free once it overlaps with collection;
+- the update cost of the published critic and of wider critics (layer-normed residual blocks, as BRO and BRC
+  use) at the preset's batch, with the fastest update option, against the preset's, and against the time the
+  collector needs for one environment step: up to that the update is free once it overlaps with collection;
 - the training loop end to end with the project's collector on as many workers as the machine has cores for:
-  sequential, overlapped (`train.overlap`), and overlapped with the fastest update option; runs interleaved;
-- the time of one round of evaluation episodes, on one copy of the benchmark and on as many copies side by side
-  as the cores allow (`env.eval_copies`, where the protocol draws a new goal at each reset), and from these the
-  projected wall clock of a full run of the preset.
+  sequential and eager, the preset as configured, and overlapped with the fastest update option; in steady
+  state (a short run's seconds taken from a full run's);
+- the time of one round of evaluation episodes, on one copy of the benchmark and on the preset's number of
+  copies side by side (`env.eval_copies`), and from these the projected wall clock of a full run of the preset.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _show(result) -> None:
     print(result, flush=True)
 
 
-WIDTHS = (1024, 2048, 4096)
+WIDTHS = (768, 1024)  # the GPU preset is 512 wide; each width compiles once, which dominates its cost
 
 
 def width_configs(preset: Path, widths: tuple[int, ...], device: torch.device, options: list[str],
