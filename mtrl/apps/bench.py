@@ -451,8 +451,9 @@ def main() -> None:
                                                                      "preset, on a CPU the CPU preset")
     parser.add_argument("--check-steps", type=int, default=800, help="training steps per loop run of the GPU check")
     parser.add_argument("--check-rounds", type=int, default=1, help="full-length runs of each loop in the GPU check")
-    parser.add_argument("--check-preset", type=Path, help="the preset the GPU check measures (default: "
-                                                          "configs/mt10_gpu.yaml on a GPU, configs/mt10_cpu.yaml on a CPU)")
+    parser.add_argument("--check-preset", type=Path,
+                        help="the preset the GPU check measures (default: configs/mt10_gpu.yaml on a GPU, "
+                             "configs/mt10_cpu.yaml on a CPU)")
     parser.add_argument("--check-widths", type=int, nargs="+", help="wider critics the GPU check times (default: "
                                                                     "768 1024 on a GPU, 512 on a CPU)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
