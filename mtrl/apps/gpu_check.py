@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -163,33 +163,56 @@ def _preset_options(cfg: Config) -> str:
     return ", ".join(options) or "none"
 
 
-def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
-                      widths: tuple[int, ...] = WIDTHS) -> list[str]:
+@dataclass
+class CheckFigures:
+    """What the GPU check measured: seconds per update, steps per second of the loop modes, seconds of one
+    round of evaluation per number of copies."""
+
+    method_costs: dict[str, float]  # eager, per method
+    option_costs: dict[str, tuple[float, float] | str]  # (eager, with the option), or why the option failed
+    fast_name: str  # the update option that paid most, or "eager"
+    critic_costs: dict[str, float]  # per critic, with the fastest update option
+    loop_rates: dict[str, float]  # per loop mode
+    loop_seconds: dict[str, dict[str, float]]  # per loop mode: seconds per step of each part
+    preset_loop: str  # the mode that runs as the preset is configured
+    evaluation_rounds: dict[int, float]  # copies of the benchmark: seconds of one round
+
+
+def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
+            widths: tuple[int, ...], workers: int) -> CheckFigures:
     from mtrl.apps.bench import timed_updates, update_costs
 
     cfg = load_config(preset)
-    workers = collector_workers()
-    costs = update_costs(preset, device, repeats, updates, EAGER)
-    _show(costs)
-    options = update_option_costs(preset, device, repeats, updates)
-    fastest = fastest_update_options(options)
+    method_costs = update_costs(preset, device, repeats, updates, EAGER)
+    _show(method_costs)
+    option_costs = update_option_costs(preset, device, repeats, updates)
+    fastest = fastest_update_options(option_costs)
     fast_name, fast_options = fastest if fastest else ("eager", [])
-    wide = timed_updates(width_configs(preset, widths, device, [*EAGER, *fast_options]), device, repeats, updates)
-    _show(wide)
-    as_configured = f"the preset as configured ({_preset_options(cfg)})"
-    fast_loop = [*EAGER, "env.vector=workers", "train.overlap=true", *fast_options]
+    critic_costs = timed_updates(width_configs(preset, widths, device, [*EAGER, *fast_options]), device, repeats,
+                                 updates)
+    _show(critic_costs)
     modes = {"sequential": EAGER}
+    preset_loop = "sequential"
     if _preset_options(cfg) != "none":
-        modes[as_configured] = []
+        preset_loop = f"the preset as configured ({_preset_options(cfg)})"
+        modes[preset_loop] = []
+    fast_loop = [*EAGER, "env.vector=workers", "train.overlap=true", *fast_options]
     if _preset_options(load_config(preset, fast_loop)) != _preset_options(cfg):
         modes["overlapped" + (f", {fast_name}" if fastest else "")] = fast_loop
     rates, per_step = loop_rates(preset, device, steps, rounds, workers, modes)
     _show(rates)
-    copies_timed = sorted({1, cfg.env.eval_copies})
-    rounds_seconds = {c: evaluation_round_seconds(preset, device, c) for c in copies_timed}
-    _show(rounds_seconds)
-    env_per_step = per_step["sequential"]["env"]  # waiting for the workers, nothing overlapped
+    evaluation_rounds = {c: evaluation_round_seconds(preset, device, c) for c in sorted({1, cfg.env.eval_copies})}
+    _show(evaluation_rounds)
+    return CheckFigures(method_costs, option_costs, fast_name, critic_costs, rates, per_step, preset_loop,
+                        evaluation_rounds)
 
+
+def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int, rounds: int, repeats: int,
+           updates: int, workers: int) -> list[str]:
+    """The `## GPU check` section of `BENCHMARKS.md` from the figures."""
+    cfg = load_config(preset)
+    costs, critics, rates = figures.method_costs, figures.critic_costs, figures.loop_rates
+    env_per_step = figures.loop_seconds["sequential"]["env"]  # waiting for the workers, nothing overlapped
     lines = ["## GPU check", "",
              f"Preset `{preset.relative_to(preset.parents[1])}` ({cfg.env.protocol}, actor "
              f"{cfg.net.actor.hidden_layers} x {cfg.net.actor.hidden_dim}, critic {cfg.net.critic.hidden_layers} x "
@@ -203,36 +226,35 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
     lines += ["", "`mtsac`'s update with each speed option against eager, each pair interleaved (after 3 warm-up "
                   "updates that compile and record):", "",
               "| option | eager ms | with the option ms | speed-up |", "|---|---|---|---|"]
-    for name, result in options.items():
+    for name, result in figures.option_costs.items():
         if isinstance(result, str):
             lines.append(f"| `{name}` | | failed here: {result} | |")
         else:
             lines.append(f"| `{name}` | {result[0] * 1e3:.2f} | {result[1] * 1e3:.2f} | "
                          f"{result[0] / result[1]:.2f}x |")
-    lines += ["", f"Wider critics (`mtsac`, update: {fast_name}), against the {env_per_step * 1e3:.1f} ms the "
-                  "collector takes per environment step: an update below it is hidden entirely by the overlapped "
-                  "loop.", "",
+    lines += ["", f"Critics (`mtsac`, update: {figures.fast_name}), against the preset's and against the "
+                  f"{env_per_step * 1e3:.1f} ms the collector takes per environment step: an update below it is "
+                  "hidden entirely by the overlapped loop.", "",
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
-    lines += [f"| {name} | {s * 1e3:.2f} | {s / wide['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
-              for name, s in wide.items()]
+    lines += [f"| {name} | {s * 1e3:.2f} | {s / critics['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
+              for name, s in critics.items()]
     lines += ["", f"Training loop end to end: each loop run once for {100 + (steps - 100) // 4} steps (after a run "
-                  f"that warms the compiler's caches) and {rounds} times for {steps} (updates from step 100); the "
-                  "steps between the two, from the median full run, so that compiling, recording and starting the "
-                  "workers drop out; evaluation left out:", "",
+                  f"that warms the compiler's caches, where it compiles) and {rounds} times for {steps} (updates "
+                  "from step 100); the steps between the two, from the median full run, so that compiling, "
+                  "recording and starting the workers drop out; evaluation left out:", "",
               "| loop | env-steps/s (x10 tasks) | waiting for envs | update | other |", "|---|---|---|---|---|"]
     for mode, rate in rates.items():
-        seconds = per_step[mode]
+        seconds = figures.loop_seconds[mode]
         other = seconds["loop"] - seconds["env"] - seconds["update"]
         lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | {seconds['env'] / seconds['loop']:.0%} | "
                      f"{seconds['update'] / seconds['loop']:.0%} | {other / seconds['loop']:.0%} |")
-    best = max(rates, key=rates.get)
     episodes = cfg.env.eval_episodes or PROTOCOLS[cfg.env.protocol].eval_episodes
-    evaluation = {c: math.ceil(episodes / c) * t for c, t in rounds_seconds.items()}  # seconds per evaluation
+    evaluation = {c: math.ceil(episodes / c) * t for c, t in figures.evaluation_rounds.items()}  # s per evaluation
     lines += ["", f"Evaluation ({episodes} episodes per task), from one round of episodes with the untrained policy, "
                   "whose episodes run to the time limit (an upper bound):", "",
               "| copies of the benchmark side by side | one round s | rounds | s per evaluation |", "|---|---|---|---|"]
     lines += [f"| {c} (`env.eval_copies={c}`, 2 workers each) | {t:.1f} | {math.ceil(episodes / c)} | "
-              f"{evaluation[c]:.0f} |" for c, t in rounds_seconds.items()]
+              f"{evaluation[c]:.0f} |" for c, t in figures.evaluation_rounds.items()]
     evaluations = cfg.train.steps // cfg.train.eval_every
 
     def projection(loop: str, copies: int) -> str:
@@ -241,10 +263,18 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
         return (f"{loop} loop, `env.eval_copies={copies}`: **{train_hours + eval_hours:.1f} h**, {train_hours:.1f} h "
                 f"of training and {eval_hours:.1f} h for {evaluations} evaluations")
 
-    preset_loop = as_configured if as_configured in rates else "sequential"
+    best = max(rates, key=rates.get)
     lines += ["", "; ".join(f"{mode} against sequential: **{rate / rates['sequential']:.2f}x**"
                             for mode, rate in rates.items() if mode != "sequential") + ".", "",
               f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps): "
-              f"{projection(preset_loop, cfg.env.eval_copies)}; with the fastest settings measured here, "
+              f"{projection(figures.preset_loop, cfg.env.eval_copies)}; with the fastest settings measured here, "
               f"{projection(best, min(evaluation, key=evaluation.get))}.", ""]
     return lines
+
+
+def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
+                      widths: tuple[int, ...] = WIDTHS) -> list[str]:
+    """Measure, then write the section."""
+    workers = collector_workers()
+    figures = measure(preset, device, steps, rounds, repeats, updates, widths, workers)
+    return render(figures, preset, device, steps, rounds, repeats, updates, workers)
