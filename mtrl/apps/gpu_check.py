@@ -50,6 +50,11 @@ def timed_loop(preset: Path, device: torch.device, steps: int, workers: int, opt
                                      f"device={device}", *options], warmup=100)
 
 
+def short_run_steps(steps: int) -> int:
+    """Steps of the short run whose seconds are taken from a full run's: a few updates, enough to compile."""
+    return 100 + (steps - 100) // 4
+
+
 def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,
                modes: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Training steps per second of each loop mode (name: its options) in steady state, and the seconds per
@@ -58,7 +63,7 @@ def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, work
     the update, recording its graphs, starting the workers) drops out, and evaluation is left out. A first
     short run of each compiled mode, not counted, fills the compiler's caches, so that every counted run finds them
     as warm."""
-    short = 100 + (steps - 100) // 4  # a few updates, enough to compile
+    short = short_run_steps(steps)
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for options in modes.values():
         compiled = load_config(preset, options).sac
@@ -238,7 +243,7 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
     lines += [f"| {name} | {s * 1e3:.2f} | {s / critics['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
               for name, s in critics.items()]
-    lines += ["", f"Training loop end to end: each loop run once for {100 + (steps - 100) // 4} steps (after a run "
+    lines += ["", f"Training loop end to end: each loop run once for {short_run_steps(steps)} steps (after a run "
                   f"that warms the compiler's caches, where it compiles) and {rounds} times for {steps} (updates "
                   "from step 100); the steps between the two, from the median full run, so that compiling, "
                   "recording and starting the workers drop out; evaluation left out:", "",
