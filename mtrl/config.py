@@ -7,6 +7,7 @@ that says what was wrong and what is accepted.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -313,6 +314,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(data).__name__}")
         for key, value in data.items():
             _apply(cfg, str(key), value)
+    return with_overrides(cfg, overrides, **fields)
+
+
+def with_overrides(cfg: Config, overrides: list[str] | None = None, **fields: Any) -> Config:
+    """A validated copy of `cfg` with `fields` (top-level) and then `overrides` applied."""
+    cfg = copy.deepcopy(cfg)
     for key, value in fields.items():
         if value is not None:
             _apply(cfg, key, value)

@@ -14,8 +14,12 @@ the second term allowing for the entropy bonus in the soft return, so that soft 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
+
+from mtrl.replay import Batch
 
 
 class RewardNormaliser:
@@ -51,6 +55,13 @@ class RewardNormaliser:
         self.episode_rewards = [list(r) for r in state["episode_rewards"]]
         self.return_scale = np.asarray(state["return_scale"], dtype=np.float64).copy()
         self._scale_on_device = torch.as_tensor(self.return_scale, dtype=torch.float32, device=self.device)
+
+
+def scaled_batch(batch: Batch, normaliser: RewardNormaliser | None, alpha: torch.Tensor) -> Batch:
+    """The batch with each task's rewards divided by its divisor (as it is, without a normaliser)."""
+    if normaliser is None:
+        return batch
+    return replace(batch, reward=batch.reward / normaliser.divisors(alpha)[:, None])
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float, terminated: bool) -> np.ndarray:

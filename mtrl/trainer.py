@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +24,12 @@ from mtrl.checkpoint import load_latest, restore_into, save_checkpoint
 from mtrl.collector import CollectorError
 from mtrl.combiners import make_combiner
 from mtrl.config import Config, save_config, to_dict
-from mtrl.envs import MT10, NUM_TASKS, STATE_DIM, benchmark_copies
+from mtrl.envs import ACTION_DIM, MT10, NUM_TASKS, PROTOCOLS, STATE_DIM, benchmark_copies
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
 from mtrl.replay import Batch, MultiTaskReplay
-from mtrl.reward_scale import RewardNormaliser
+from mtrl.reward_scale import RewardNormaliser, scaled_batch
 from mtrl.runtime import eval_episodes, resolve_device
 from mtrl.sac import MTSAC
 
@@ -42,6 +41,20 @@ def resident_mib() -> float:
     except (OSError, IndexError, ValueError):
         return float("nan")
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_replay(cfg: Config, device: torch.device) -> MultiTaskReplay:
+    """A run's empty replay buffer, its capacity split evenly over the tasks. Training episodes end only at
+    the time limit, which sizes the buffer's table of final observations."""
+    return MultiTaskReplay(NUM_TASKS, max(2, cfg.train.buffer_capacity // NUM_TASKS), STATE_DIM, ACTION_DIM,
+                           device, min_episode_length=PROTOCOLS[cfg.env.protocol].max_episode_steps)
+
+
+def run_reward_normaliser(cfg: Config, device: torch.device) -> RewardNormaliser | None:
+    """A run's per-task reward normaliser, if its config asks for one."""
+    if not cfg.sac.normalise_rewards:
+        return None
+    return RewardNormaliser(NUM_TASKS, cfg.sac.gamma, cfg.sac.target_entropy, cfg.sac.v_max, device)
 
 
 class Trainer:
@@ -65,11 +78,8 @@ class Trainer:
                         workers=cfg.env.workers)
         self.eval_envs: list[MT10] = []  # built at the first evaluation
         self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
-        # training episodes end only at the time limit, which sizes the replay's table of final observations
-        self.replay = MultiTaskReplay(k, max(2, cfg.train.buffer_capacity // k), STATE_DIM, self.env.action_dim,
-                                      self.device, min_episode_length=self.env.protocol.max_episode_steps)
-        self.reward_normaliser = RewardNormaliser(k, cfg.sac.gamma, cfg.sac.target_entropy, cfg.sac.v_max,
-                                                  self.device) if cfg.sac.normalise_rewards else None
+        self.replay = run_replay(cfg, self.device)
+        self.reward_normaliser = run_reward_normaliser(cfg, self.device)
         self.step = 0
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
@@ -174,11 +184,8 @@ class Trainer:
 
     def _sample(self) -> Batch:
         """A task-balanced batch, its rewards divided by each task's return scale if rewards are normalised."""
-        batch = self.replay.sample(self.per_task_batch)
-        if self.reward_normaliser is None:
-            return batch
-        divisors = self.reward_normaliser.divisors(self.agent.log_alpha.detach().exp())
-        return replace(batch, reward=batch.reward / divisors[:, None])
+        return scaled_batch(self.replay.sample(self.per_task_batch), self.reward_normaliser,
+                            self.agent.log_alpha.detach().exp())
 
     def _check_finite(self, metrics: dict[str, torch.Tensor]) -> None:
         in_a_row = int(self.agent.nonfinite_in_a_row)
