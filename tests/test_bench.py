@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
     sweep = {"config": str(ROOT / "configs/mt10_cpu.yaml"), "methods": ["mtsac"], "seeds": [1],
              "overrides": ["net.hidden_dim=16", "sac.batch_size=40"], "out": str(tmp_path / "out"),
-             "variants": {"today": [], "twice": ["train.updates_per_step=2"]}}
+             "variants": {"default": [], "twice": ["train.updates_per_step=2"]}}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     rows = [line.split("|")[1:-1] for line in options_section(path, torch.device("cpu"), 1, 2)
             if line.startswith("| `")]
-    assert [r[0].strip() for r in rows] == ["`today`", "`twice`"]
+    assert [r[0].strip() for r in rows] == ["`default`", "`twice`"]
     assert rows[0][2].strip() == "1.00x" and rows[0][4].strip() == "1.00x"
     per_update, per_step = float(rows[1][1]), float(rows[1][3])
     assert abs(per_step - 2 * per_update) <= 0.02  # two updates per step (figures rounded to 0.01 ms)

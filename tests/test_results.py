@@ -100,9 +100,9 @@ def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):
 def test_named_settings_label_their_rows(tmp_path):
     fake_run(tmp_path / "a", "mtsac", 1, [0.0] * 10, "label=wide critic", "net.critic.hidden_dim=512")
     fake_run(tmp_path / "b", "mtsac", 2, [1.0] * 10, "label=wide critic", "net.critic.hidden_dim=512")
-    fake_run(tmp_path / "c", "mtsac", 1, [0.0] * 10, "label=today")
+    fake_run(tmp_path / "c", "mtsac", 1, [0.0] * 10, "label=default")
     rows = group([load_run(p) for p in find_runs([tmp_path])])
-    assert [(r.label, len(r.runs)) for r in rows] == [("mtsac today", 1), ("mtsac wide critic", 2)]
+    assert [(r.label, len(r.runs)) for r in rows] == [("mtsac default", 1), ("mtsac wide critic", 2)]
 
 
 def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):

@@ -51,9 +51,9 @@ def test_a_run_whose_evaluations_reached_the_end_is_finished_without_checkpoints
 
 
 def test_variants_name_their_runs_and_label_their_configs(tmp_path):
-    sweep = load_sweep(write_sweep(tmp_path, methods=["mtsac"], variants={"today": [], "wide": ["net.hidden_dim=32"]}))
+    sweep = load_sweep(write_sweep(tmp_path, methods=["mtsac"], variants={"default": [], "wide": ["net.hidden_dim=32"]}))
     specs = {s.name: s for s in sweep.runs()}
-    assert sorted(specs) == ["mtsac_s1_today", "mtsac_s1_wide", "mtsac_s2_today", "mtsac_s2_wide"]
+    assert sorted(specs) == ["mtsac_s1_default", "mtsac_s1_wide", "mtsac_s2_default", "mtsac_s2_wide"]
     from mtrl.apps.sweep import run_config
 
     cfg = run_config(sweep, specs["mtsac_s2_wide"])
