@@ -26,9 +26,9 @@ if "--video" in sys.argv:  # offscreen rendering; MuJoCo reads this when it is f
 from mtrl.checkpoint import load_checkpoint, load_latest, restore_into
 from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import from_dict
-from mtrl.envs import MT10, PROTOCOLS
+from mtrl.envs import MT10, PROTOCOLS, benchmark_copies
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
-from mtrl.runtime import eval_episodes, resolve_device
+from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
 
 
@@ -95,13 +95,13 @@ def main() -> None:
         else:
             path, state = load_latest(args.run_dir)
         cfg = from_dict(state["config"])
-        env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version)
-        agent = MTSAC(cfg, env.obs_dim, env.action_dim, env.num_tasks, resolve_device(args.device))
+        episodes = args.episodes or cfg.env.episodes_per_evaluation()
+        # copies of the benchmark side by side, each drawing its own goals, stepped as the run's were
+        envs = benchmark_copies(cfg.env.protocol, cfg.seed, min(cfg.env.eval_copies, episodes), cfg.env.reward_version,
+                                vector=cfg.env.vector, workers=cfg.env.workers)
+        agent = MTSAC(cfg, envs[0].obs_dim, envs[0].action_dim, envs[0].num_tasks, resolve_device(args.device))
         restore_into(agent.load_state_dict, state["agent"], path)
         policy, seed, protocol, rewards, step = agent, cfg.seed, cfg.env.protocol, cfg.env.reward_version, state["step"]
-        episodes = args.episodes or eval_episodes(cfg, env)
-        copies = min(cfg.env.eval_copies, episodes)  # further copies of the benchmark, each drawing its own goals
-        envs = [env, *(MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, copy=c) for c in range(1, copies))]
         labels = {"method": cfg.method, "seed": cfg.seed, "steps": state["step"], "checkpoint": path.name}
         out_dir = args.run_dir or path.parent.parent
     else:

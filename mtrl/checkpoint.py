@@ -27,6 +27,11 @@ def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """Where a run's checkpoint of `step` is written: names that sort by step."""
+    return checkpoint_dir(run_dir) / f"step_{step:09d}.pt"
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoint files of a run, oldest first."""
     directory = checkpoint_dir(run_dir)
@@ -40,7 +45,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) 
     """Write `state` as the checkpoint of `step` atomically, then delete all but the newest `keep`."""
     directory = checkpoint_dir(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"step_{step:09d}.pt"
+    path = checkpoint_path(run_dir, step)
     tmp = path.with_suffix(".pt.tmp")
     with open(tmp, "wb") as f:
         torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, f)

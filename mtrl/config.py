@@ -25,7 +25,7 @@ from mtrl.combiners.famo import FAMOOptions
 from mtrl.combiners.nashmtl import NashMTLOptions
 from mtrl.combiners.ntkmtl import NTKMTLOptions
 from mtrl.combiners.ntkmtl_sr import NTKMTLSROptions
-from mtrl.envs import PROTOCOLS
+from mtrl.envs import NUM_TASKS, PROTOCOLS
 from mtrl.errors import ConfigError
 
 
@@ -42,6 +42,10 @@ class EnvConfig:
     # a share of the episodes (with env.vector=workers, each copy has its own worker processes); for protocols
     # that draw a new goal at each reset
     eval_copies: int = 1
+
+    def episodes_per_evaluation(self) -> int:
+        """Episodes per task in each evaluation: `eval_episodes`, or the protocol's own number where it is 0."""
+        return self.eval_episodes or PROTOCOLS[self.protocol].eval_episodes
 
 
 @dataclass
@@ -111,7 +115,7 @@ class TrainConfig:
     eval_every: int = 10_000
     checkpoint_every: int = 50_000
     keep_checkpoints: int = 3
-    checkpoint_replay: bool = True  # store the replay buffer in checkpoints so a resumed run is exact
+    checkpoint_replay: bool = True  # store the replay buffer in checkpoints: a resumed run keeps its data
     log_every: int = 1000
     # stop when this many updates in a row had a non-finite loss or gradient (checked every log_every steps;
     # such updates are skipped, so parameters and checkpoints stay as they were)
@@ -263,9 +267,20 @@ def validate(cfg: Config) -> Config:
     if cfg.sac.bins < 2:
         raise ConfigError(f"config key 'sac.bins' must be at least 2, got {cfg.sac.bins}")
     if cfg.sac.v_min >= cfg.sac.v_max:
-        raise ConfigError("config key 'sac.v_min' must be below 'sac.v_max'")
+        raise ConfigError(f"config key 'sac.v_min' must be below sac.v_max = {cfg.sac.v_max}, got {cfg.sac.v_min}")
     if cfg.sac.log_std_min >= cfg.sac.log_std_max:
-        raise ConfigError("config key 'sac.log_std_min' must be below 'sac.log_std_max'")
+        raise ConfigError(f"config key 'sac.log_std_min' must be below sac.log_std_max = {cfg.sac.log_std_max}, "
+                          f"got {cfg.sac.log_std_min}")
+    if cfg.sac.batch_size % NUM_TASKS:
+        raise ConfigError(f"config key 'sac.batch_size' must be a multiple of the number of tasks ({NUM_TASKS}): "
+                          f"every batch holds the same number of each task's transitions; got {cfg.sac.batch_size}")
+    subbatches, per_task = getattr(cfg.method_options(), "subbatches", 1), cfg.sac.batch_size // NUM_TASKS
+    if per_task % subbatches:
+        raise ConfigError(f"config key 'methods.{cfg.method}.subbatches' must divide each task's share of the batch "
+                          f"(sac.batch_size / {NUM_TASKS} = {per_task}), got {subbatches}")
+    if cfg.env.workers > NUM_TASKS:
+        raise ConfigError(f"config key 'env.workers' must be at most the number of tasks ({NUM_TASKS}), each worker "
+                          f"stepping one or more tasks; got {cfg.env.workers}")
     if cfg.sac.cuda_graph and not COMBINERS[cfg.method].graph_capturable:
         capturable = ", ".join(m for m, c in COMBINERS.items() if c.graph_capturable)
         raise ConfigError(f"config key 'sac.cuda_graph' supports the methods whose update keeps no state between "
@@ -279,9 +294,9 @@ def validate(cfg: Config) -> Config:
     if cfg.env.eval_copies > 1 and protocol.fixed_goals:
         raise ConfigError(f"config key 'env.eval_copies' must be 1 under protocol {protocol.name}: its goals are "
                           f"fixed for the run, so every copy would repeat the same episodes")
-    if cfg.env.eval_copies > (cfg.env.eval_episodes or protocol.eval_episodes):
+    if cfg.env.eval_copies > cfg.env.episodes_per_evaluation():
         raise ConfigError(f"config key 'env.eval_copies' must be at most the episodes per task "
-                          f"({cfg.env.eval_episodes or protocol.eval_episodes}), got {cfg.env.eval_copies}")
+                          f"({cfg.env.episodes_per_evaluation()}), got {cfg.env.eval_copies}")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"unknown device {cfg.device!r}; accepted: auto, cpu, cuda, cuda:N")
     return cfg
@@ -291,7 +306,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Split `section.key=value`; the value is read as YAML so `1e-3`, `true` and `[1, 2]` mean what they say."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. sac.batch_size=256)")
+        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. sac.batch_size=1280)")
     try:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:

@@ -107,7 +107,6 @@ class MT10:
                  render_mode: str | None = None, width: int = 480, height: int = 480, workers: int = 2,
                  copy: int = 0):
         self.protocol = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
-        self.seed = seed
         render = {"render_mode": render_mode, "width": width, "height": height}
         with warnings.catch_warnings():  # Meta-World's float64 bounds make Gymnasium warn about precision
             warnings.simplefilter("ignore", UserWarning)

@@ -54,9 +54,9 @@ class EvalResult:
         lines.append(f"| **mean** | **{self.success_mean:.2f}** | **{self.return_mean:.1f}** | |")
         return "\n".join(lines) + "\n"
 
-    def save(self, directory: Path, stem: str = "evaluation") -> tuple[Path, Path]:
+    def save(self, directory: Path) -> tuple[Path, Path]:
         directory.mkdir(parents=True, exist_ok=True)
-        json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
+        json_path, md_path = directory / "evaluation.json", directory / "evaluation.md"
         json_path.write_text(self.to_json())
         md_path.write_text(self.to_markdown())
         return json_path, md_path

@@ -30,8 +30,5 @@ class Monitor:
                     self.writer.add_scalar(f"{name}/{task}", float(v), step)
                 self.writer.add_scalar(f"{name}_mean", float(values.mean()), step)
 
-    def flush(self) -> None:
-        self.writer.flush()
-
     def close(self) -> None:
         self.writer.close()

@@ -26,8 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtrl.combiners.base import (Combiner, EqualWeighting, GramWeighting, KernelWeighting, LossWeighting,
-                                 RepresentationWeighting, Stats)
+from mtrl.combiners.base import (
+    Combiner,
+    EqualWeighting,
+    GramWeighting,
+    KernelWeighting,
+    LossWeighting,
+    RepresentationWeighting,
+    Stats,
+)
 from mtrl.nets import ForwardRecord, LayerTap, SharedLayerNorm, SharedLinear
 
 

@@ -7,19 +7,22 @@ the interquartile mean of success per method with its 95% confidence band and a 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mtrl.results import evaluations_log, read_evaluations
+
 if TYPE_CHECKING:
     from mtrl.results import Row
 
 
-def read_evaluations(run_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def success_curves(run_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Steps `[E]` and per-task success `{task: [E]}` of every periodic evaluation of a run."""
-    records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines() if line]
+    records = read_evaluations(run_dir)
+    if not records:
+        raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet (no {evaluations_log(run_dir).name})")
     steps = np.array([r["step"] for r in records])
     tasks = list(records[0]["success"])
     return steps, {t: np.array([r["success"][t] for r in records]) for t in tasks}
@@ -46,7 +49,7 @@ def _pyplot():
 
 def plot_curves(run_dir: Path, out: Path) -> None:
     plt = _pyplot()
-    steps, success = read_evaluations(run_dir)
+    steps, success = success_curves(run_dir)
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for task, values in success.items():
         ax.plot(steps, values, alpha=0.6, lw=1, label=task)

@@ -42,7 +42,8 @@ class CategoricalQ:
     """A distribution over `bins` values evenly spaced on [v_min, v_max] per member, as logits. The target
     distribution is the two members' mean at the next state, each atom moved by the soft Bellman update and
     projected back onto the support (each moved atom's mass split between its two neighbouring bins, which
-    keeps the mean); Q is the distribution's mean, and the actor maximises the members' mean Q."""
+    keeps the mean of atoms inside [v_min, v_max]; atoms beyond it go to the end bins); Q is the distribution's
+    mean, and the actor maximises the members' mean Q."""
 
     def __init__(self, bins: int, v_min: float, v_max: float, device: torch.device | str = "cpu"):
         self.outputs, self.v_min, self.v_max = bins, v_min, v_max

@@ -7,7 +7,9 @@ combiners work in. The one-hot task id is not stored (it is the slice index); it
 Each observation is stored once. A transition's next observation is the observation of the following slot,
 except at the end of an episode, where the following slot holds the next episode's reset observation: the
 true final observation then goes into a small side table (`final_obs`, one row per episode end) that the slot
-points to. Episodes must last at least `min_episode_length` steps, which sizes that table.
+points to. Episodes must last at least `min_episode_length` steps, which sizes that table. A resumed run cuts
+the episodes in progress short (`end_episodes`); the table keeps room for `CUTS_PER_SPAN` such cuts among
+the transitions it holds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ class Batch:
     terminal: torch.Tensor  # [K, b], 1.0 where the next state is terminal (not merely truncated)
 
 
+CUTS_PER_SPAN = 64  # episodes cut short by a resume, at most, among the transitions a buffer holds
+
+
 class MultiTaskReplay:
+    """One preallocated slice per task on the update device; `add` one step of every task, `sample` a
+    task-balanced batch."""
+
     _SLOT_FIELDS = ("obs", "action", "reward", "terminal", "final_ref")
 
     def __init__(self, num_tasks: int, capacity_per_task: int, state_dim: int, action_dim: int,
@@ -44,8 +52,9 @@ class MultiTaskReplay:
         self.terminal = torch.zeros(*shape, dtype=torch.bool, device=self.device)
         # -1: the next observation is in the following slot; otherwise its row in final_obs
         self.final_ref = torch.full(shape, -1, dtype=torch.int32, device=self.device)
-        # ends that slots can still point to: at most one per min_episode_length slots, plus the newest
-        self.final_capacity = capacity_per_task // min_episode_length + 2
+        # ends that slots can still point to: at most one per min_episode_length slots, plus the newest, plus
+        # the episodes cut short by resumes
+        self.final_capacity = capacity_per_task // min_episode_length + 2 + CUTS_PER_SPAN
         self.final_obs = torch.zeros(num_tasks, self.final_capacity, state_dim, device=self.device)
         self.final_position = np.zeros(num_tasks, dtype=np.int64)
         self.episode_length = np.zeros(num_tasks, dtype=np.int64)
@@ -53,6 +62,9 @@ class MultiTaskReplay:
         self.tasks = torch.arange(num_tasks, device=self.device)[:, None]
         self.position = 0  # next slot to write, the same in every task's slice
         self.size = 0
+        self.added = 0  # steps added since the buffer was made (its first run included)
+        self.newest_next_obs: np.ndarray | None = None  # the next observation of the newest slot, `[K, state]`
+        self.cuts: list[int] = []  # the value of `added` at each cut of the episodes in progress
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
             terminal: np.ndarray, episode_end: np.ndarray) -> None:
@@ -73,15 +85,37 @@ class MultiTaskReplay:
                              f"was built for episodes of at least {self.min_episode_length}")
         self.final_ref[:, p] = -1
         if len(ended):
-            rows = self.final_position[ended]
-            tasks = torch.as_tensor(ended, device=self.device)
-            self.final_ref[tasks, p] = torch.as_tensor(rows, dtype=torch.int32, device=self.device)
-            index = (tasks, torch.as_tensor(rows, device=self.device))
-            self.final_obs[index] = torch.as_tensor(next_obs[ended, : self.state_dim], device=self.device)
-            self.final_position[ended] = (rows + 1) % self.final_capacity
-            self.episode_length[ended] = 0
+            self._end_at(p, ended, next_obs[ended, : self.state_dim])
         self.position = (p + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+        self.added += 1
+        self.newest_next_obs = np.array(next_obs[:, : self.state_dim], dtype=np.float32)
+
+    def _end_at(self, slot: int, tasks: np.ndarray, final_obs: np.ndarray) -> None:
+        """Mark `slot` of each of `tasks` as the end of its episode, its next observation in `final_obs`."""
+        rows = self.final_position[tasks]
+        on_device = torch.as_tensor(tasks, device=self.device)
+        self.final_ref[on_device, slot] = torch.as_tensor(rows, dtype=torch.int32, device=self.device)
+        index = (on_device, torch.as_tensor(rows, device=self.device))
+        self.final_obs[index] = torch.as_tensor(final_obs, device=self.device)
+        self.final_position[tasks] = (rows + 1) % self.final_capacity
+        self.episode_length[tasks] = 0
+
+    def end_episodes(self) -> None:
+        """End each task's episode in progress at the newest transition, as a truncation whose next
+        observation is the one the last `add` was given. A resumed run's environments start new episodes: left
+        open, the newest transition would take the next episode's first observation for its own. (A buffer
+        restored from a checkpoint that did not keep that observation is left as it is.)"""
+        in_progress = np.flatnonzero(self.episode_length > 0)
+        if self.size == 0 or self.newest_next_obs is None or not len(in_progress):
+            return
+        self.cuts = [added for added in self.cuts if added > self.added - self.capacity]
+        if len(self.cuts) >= CUTS_PER_SPAN:
+            raise ValueError(f"the run was resumed more than {CUTS_PER_SPAN} times within the last "
+                             f"{self.capacity} steps its replay buffer holds; its table of episode ends has no "
+                             "room for more")
+        self.cuts.append(self.added)
+        self._end_at((self.position - 1) % self.capacity, in_progress, self.newest_next_obs[in_progress])
 
     def sample(self, per_task: int, generator: torch.Generator | None = None) -> Batch:
         """`per_task` transitions from each task's slice, uniformly with replacement, among all but the newest
@@ -113,7 +147,8 @@ class MultiTaskReplay:
         n = self.size  # only the filled part, to keep checkpoints of young runs small
         return {**{name: getattr(self, name)[:, :n].cpu() for name in self._SLOT_FIELDS},
                 "final_obs": self.final_obs.cpu(), "final_position": self.final_position.copy(),
-                "episode_length": self.episode_length.copy(), "position": self.position, "size": self.size}
+                "episode_length": self.episode_length.copy(), "position": self.position, "size": self.size,
+                "added": self.added, "newest_next_obs": self.newest_next_obs, "cuts": list(self.cuts)}
 
     def load_state_dict(self, state: dict) -> None:
         if "final_ref" not in state:
@@ -125,13 +160,16 @@ class MultiTaskReplay:
                 f"replay state holds {state['obs'].shape[0]} tasks x {n} transitions; this buffer takes "
                 f"{self.num_tasks} tasks x {self.capacity}"
             )
-        if state["final_obs"].shape != self.final_obs.shape:
-            raise ValueError(f"replay state has {state['final_obs'].shape[1]} episode-end rows; this buffer, "
-                             f"built for episodes of at least {self.min_episode_length} steps, has "
-                             f"{self.final_capacity}")
+        # a table saved without the room for cuts fits into the first rows: its ring then runs on past them
+        rows = state["final_obs"].shape[1]
+        if not self.final_capacity - CUTS_PER_SPAN <= rows <= self.final_capacity:
+            raise ValueError(f"replay state has {rows} episode-end rows; this buffer, built for episodes of at "
+                             f"least {self.min_episode_length} steps, has {self.final_capacity}")
         for name in self._SLOT_FIELDS:
             getattr(self, name)[:, :n] = state[name].to(self.device)
-        self.final_obs.copy_(state["final_obs"])
+        self.final_obs[:, :rows] = state["final_obs"].to(self.device)
         self.final_position[:] = state["final_position"]
         self.episode_length[:] = state["episode_length"]
         self.position, self.size = state["position"], n
+        self.added, self.cuts = state.get("added", n), list(state.get("cuts", []))
+        self.newest_next_obs = state.get("newest_next_obs")

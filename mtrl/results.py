@@ -26,8 +26,8 @@ import yaml
 from mtrl.config import flatten, from_dict
 from mtrl.stats import confidence_interval, improvement_interval, iqm, probability_of_improvement
 
-# Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds; REFERENCE.md section 6): a different
-# protocol and simulator version from ours, shown for orientation only.
+# Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds, as reported in the methods' papers): a
+# different protocol and simulator version from ours, shown for orientation only.
 PUBLISHED_V1: dict[str, tuple[str, float, float]] = {
     "stl": ("one SAC per task", 0.90, 0.03),
     "mtsac": ("MTSAC", 0.49, 0.07),  # one fully shared network
@@ -78,14 +78,25 @@ class Run:
         return str(self.settings["method"])
 
 
+def evaluations_log(run_dir: Path) -> Path:
+    """A run's record of its periodic evaluations: one JSON object per line, oldest first."""
+    return Path(run_dir) / "evaluations.jsonl"
+
+
+def read_evaluations(run_dir: Path) -> list[dict]:
+    """The records of a run's periodic evaluations, oldest first; none where it has not evaluated yet."""
+    log = evaluations_log(run_dir)
+    return [json.loads(line) for line in log.read_text().splitlines() if line] if log.is_file() else []
+
+
 def load_run(run_dir: Path) -> Run:
-    config, log = run_dir / "config.yaml", run_dir / "evaluations.jsonl"
+    config, records = run_dir / "config.yaml", read_evaluations(run_dir)
     if not config.is_file():
         raise FileNotFoundError(f"'{run_dir}' is not a run directory (no config.yaml)")
-    if not log.is_file() or not log.read_text().strip():
-        raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet (evaluations.jsonl is empty)")
+    if not records:
+        raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet ({evaluations_log(run_dir).name} is "
+                                "empty or missing)")
     cfg = from_dict(yaml.safe_load(config.read_text()))
-    records = [json.loads(line) for line in log.read_text().splitlines() if line]
     settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
     last = records[-1]
     task_curve = np.array([[r["success"][t] for t in last["success"]] for r in records])
@@ -154,11 +165,6 @@ class Row:
 
     def success(self) -> tuple[float, float]:
         return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])
-
-    @property
-    def curve(self) -> np.ndarray:
-        """`[E]` mean success over tasks at each evaluation."""
-        return self.task_curve.mean(axis=1)
 
     def recent_success(self) -> tuple[float, float]:
         return mean_and_se([r.recent_success() for r in self.runs])

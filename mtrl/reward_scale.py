@@ -37,10 +37,19 @@ class RewardNormaliser:
         for task, rewards in enumerate(self.episode_rewards):
             rewards.append(float(reward[task]))
             if episode_end[task]:
-                returns = discounted_returns(np.asarray(rewards), self.gamma, bool(terminated[task]))
-                self.return_scale[task] = max(self.return_scale[task], float(np.abs(returns).max()))
-                rewards.clear()
-                self._scale_on_device = torch.as_tensor(self.return_scale, dtype=torch.float32, device=self.device)
+                self._end_episode(task, bool(terminated[task]))
+
+    def end_episodes(self) -> None:
+        """End the episodes in progress as truncations: a resumed run's environments start new ones."""
+        for task, rewards in enumerate(self.episode_rewards):
+            if rewards:
+                self._end_episode(task, terminated=False)
+
+    def _end_episode(self, task: int, terminated: bool) -> None:
+        returns = discounted_returns(np.asarray(self.episode_rewards[task]), self.gamma, terminated)
+        self.return_scale[task] = max(self.return_scale[task], float(np.abs(returns).max()))
+        self.episode_rewards[task].clear()
+        self._scale_on_device = torch.as_tensor(self.return_scale, dtype=torch.float32, device=self.device)
 
     def divisors(self, alpha: torch.Tensor) -> torch.Tensor:
         """What each task's rewards are divided by, `[K]`, given its temperature `alpha [K]` (on the device)."""

@@ -167,6 +167,7 @@ class MTSAC:
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
             "nonfinite_updates": self.nonfinite_updates.clone(),
+            "nonfinite_in_a_row": self.nonfinite_in_a_row.clone(),
             "actor_combiner": self.actor_combiner.state_dict(),
             "critic_combiner": self.critic_combiner.state_dict(),
         }
@@ -181,6 +182,7 @@ class MTSAC:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.nonfinite_updates.copy_(state["nonfinite_updates"])
+        self.nonfinite_in_a_row.copy_(state.get("nonfinite_in_a_row", torch.zeros(())))
         self.actor_combiner.load_state_dict(state["actor_combiner"])
         self.critic_combiner.load_state_dict(state["critic_combiner"])
         if self._graphed is not None:  # the optimizers' state tensors are new: record the update again

@@ -22,15 +22,15 @@ from tqdm import tqdm
 
 from mtrl.checkpoint import load_latest, restore_into, save_checkpoint
 from mtrl.collector import CollectorError
-from mtrl.combiners import make_combiner
 from mtrl.config import Config, save_config, to_dict
 from mtrl.envs import ACTION_DIM, MT10, NUM_TASKS, PROTOCOLS, STATE_DIM, benchmark_copies
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
 from mtrl.replay import Batch, MultiTaskReplay
+from mtrl.results import evaluations_log, read_evaluations
 from mtrl.reward_scale import RewardNormaliser, scaled_batch
-from mtrl.runtime import eval_episodes, resolve_device
+from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
 
 
@@ -68,12 +68,6 @@ class Trainer:
 
         k = NUM_TASKS
         self.per_task_batch = cfg.sac.batch_size // k
-        if self.per_task_batch == 0:
-            raise RunError(f"sac.batch_size must be at least the number of tasks ({k}), got {cfg.sac.batch_size}")
-        n = make_combiner(cfg.method, k, cfg.method_options()).subbatches
-        if self.per_task_batch % n:
-            raise RunError(f"methods.{cfg.method}.subbatches={n} must divide the per-task batch "
-                           f"(sac.batch_size / {k} = {self.per_task_batch})")
         self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector,
                         workers=cfg.env.workers)
         self.eval_envs: list[MT10] = []  # built at the first evaluation
@@ -90,6 +84,7 @@ class Trainer:
         self.earlier_seconds = 0.0  # the loop's wall clock in earlier processes of this run (before a resume)
         if resume:
             self._restore()
+            save_config(cfg, self.run_dir / "config.yaml")  # with the overrides given on resuming
         else:
             if overwrite and self.run_dir.exists():  # only now that everything else has been checked
                 shutil.rmtree(self.run_dir)
@@ -118,8 +113,10 @@ class Trainer:
         restore_into(self.agent.load_state_dict, state["agent"], path)
         if state["replay"] is not None:
             restore_into(self.replay.load_state_dict, state["replay"], path)
+            self.replay.end_episodes()  # the environments start new episodes
         else:
-            print(f"note: {path.name} holds no replay buffer; training resumes with an empty one")
+            print(f"note: {path.name} holds no replay buffer; training resumes with an empty one and updates again "
+                  f"once it holds train.warmup_steps={self.cfg.train.warmup_steps} steps")
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -131,17 +128,18 @@ class Trainer:
                 raise RunError(f"{path} holds no reward-normalisation statistics: resume with "
                                "sac.normalise_rewards=false, as the run was trained")
             self.reward_normaliser.load_state_dict(state["reward_normaliser"])
+            self.reward_normaliser.end_episodes()
         self._forget_evaluations_after(self.step)
         print(f"resuming {self.run_dir} from {path.name} (step {self.step})")
 
     def _forget_evaluations_after(self, step: int) -> None:
         """Evaluations logged after the checkpoint belong to the lost stretch of the run: drop them, so the
         resumed run's evaluations continue the file without duplicates."""
-        log = self.run_dir / "evaluations.jsonl"
+        log = evaluations_log(self.run_dir)
         if log.is_file():
-            lines = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            kept = [record for record in read_evaluations(self.run_dir) if record["step"] <= step]
             tmp = log.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in lines))
+            tmp.write_text("".join(json.dumps(record) + "\n" for record in kept))
             tmp.replace(log)
 
     # -------------------------------------------------------------------------------------------- the loop
@@ -151,7 +149,7 @@ class Trainer:
             self.eval_envs = benchmark_copies(env.protocol, self.cfg.seed, env.eval_copies, env.reward_version,
                                               vector=env.vector, workers=env.workers)
         labels = {"method": self.cfg.method, "seed": self.cfg.seed, "steps": self.step}
-        return evaluate(self.agent, self.eval_envs, eval_episodes(self.cfg, self.eval_envs[0]), labels)
+        return evaluate(self.agent, self.eval_envs, self.cfg.env.episodes_per_evaluation(), labels)
 
     def wall_seconds(self) -> float:
         """The training loop's wall clock over the whole run, resumes included."""
@@ -161,7 +159,7 @@ class Trainer:
         self.last_result, self.last_success = result, result.success_mean
         self.monitor.log(self.step, {"eval/success": list(result.success.values()),
                                      "eval/return": list(result.mean_return.values())})
-        with open(self.run_dir / "evaluations.jsonl", "a") as f:
+        with open(evaluations_log(self.run_dir), "a") as f:
             f.write(json.dumps({"step": self.step, "success": result.success,
                                 "mean_return": result.mean_return, "episodes": result.episodes,
                                 "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1)}) + "\n")
@@ -203,8 +201,10 @@ class Trainer:
         return result
 
     def _updates(self, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`train.updates_per_step` SAC updates once the warm-up is over; the last one's metrics."""
-        if self.step >= self.cfg.train.warmup_steps:
+        """`train.updates_per_step` SAC updates once the warm-up is over and the replay buffer holds as many
+        steps as it takes (after a resume without the buffer, it fills again first); the last one's metrics."""
+        warmup = self.cfg.train.warmup_steps
+        if self.step >= warmup and self.replay.size >= max(2, min(warmup, self.replay.capacity)):
             for _ in range(self.cfg.train.updates_per_step):
                 metrics = self.agent.update(self._sample())
         return metrics

@@ -115,6 +115,9 @@ def test_a_non_finite_loss_skips_the_update_and_is_counted():
     actor_before = [p.detach().clone() for p in agent.actor.parameters()]
     metrics = agent.update(batch)
     assert metrics["train/nonfinite_updates"] == 1 and agent.nonfinite_in_a_row == 1
+    restored = _small_agent()
+    restored.load_state_dict(agent.state_dict())  # a resumed run keeps counting the bad updates in a row
+    assert restored.nonfinite_in_a_row == 1 and restored.nonfinite_updates == 1
     for before, after in zip(critic_before, agent.critic.parameters()):
         assert torch.equal(before, after)  # nothing applied
     assert any(not torch.equal(b, a) for b, a in zip(actor_before, agent.actor.parameters()))

@@ -28,13 +28,22 @@ def test_exponents_without_a_dot_are_floats():
 @pytest.mark.parametrize("override, message", [
     ("net.critic.head_layers=5", "'net.critic.head_layers' must be at most net.critic.hidden_layers + 1 = 4"),
     ("sac.critic_loss=quantile", "'sac.critic_loss' got 'quantile'; accepted: mse, categorical"),
-    ("sac.v_min=20", "'sac.v_min' must be below 'sac.v_max'"),
+    ("sac.v_min=20", "'sac.v_min' must be below sac.v_max = 10.0, got 20"),
     ("train.updates_per_step=0", "'train.updates_per_step' must be > 0"),
     ("methods.cagrad.iterations=0", "'methods.cagrad.iterations' must be > 0"),
+    ("sac.batch_size=1285", "'sac.batch_size' must be a multiple of the number of tasks (10)"),
+    ("env.workers=11", "'env.workers' must be at most the number of tasks (10)"),
 ])
 def test_bad_values_get_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
         load_config(None, [override])
+
+
+def test_sub_batches_must_divide_each_tasks_share_of_the_batch():
+    assert load_config(None, ["sac.batch_size=80"], method="ntkmtl_sr").sac.batch_size == 80  # 8 = 2 x 4
+    with pytest.raises(ConfigError, match=r"'methods.ntkmtl_sr.subbatches' must divide .*= 6\), got 4"):
+        load_config(None, ["sac.batch_size=60"], method="ntkmtl_sr")
+    assert load_config(None, ["sac.batch_size=60"], method="mtsac").sac.batch_size == 60  # no sub-batches
 
 
 def test_evaluation_copies_need_goals_drawn_at_reset_and_enough_episodes():

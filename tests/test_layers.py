@@ -9,7 +9,7 @@ from mtrl.combiners import COMBINERS
 from mtrl.config import MethodsConfig
 
 LIBRARY = Path(__file__).resolve().parent.parent / "mtrl"
-COMMAND_SHIMS = {"bench.py", "sweep.py", "imbalance.py"}  # `python -m mtrl.<app>` entry points
+COMMAND_SHIMS = {"bench.py", "sweep.py", "imbalance.py", "weight_trace.py"}  # `python -m mtrl.<app>` entry points
 
 
 def imported_modules(path: Path) -> set[str]:

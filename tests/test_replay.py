@@ -88,3 +88,31 @@ def test_state_dict_round_trip():
     _fill(copy, 3), _fill(buffer, 3)  # the episode in progress continues where it was
     generator = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     torch.testing.assert_close(copy.sample(64, generator()).next_obs, buffer.sample(64, generator()).next_obs)
+
+
+def test_ending_the_episodes_in_progress_keeps_the_newest_next_observation():
+    """A resumed run's environments start new episodes: the newest transition before the resume must keep its
+    own next observation, not take the first observation of the next episode."""
+    buffer = MultiTaskReplay(K, capacity_per_task=40, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+    _fill(buffer, 12)  # two episodes and two steps of the third: the newest is step 11, next observation 12
+    copy = MultiTaskReplay(K, capacity_per_task=40, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+    copy.load_state_dict(buffer.state_dict())
+    copy.end_episodes()
+    restart = np.full((K, STATE), -7.0, np.float32)  # a new episode's first observation
+    copy.add(restart, np.zeros((K, ACT)), np.full(K, -7.0), restart + 1, np.zeros(K, bool), np.zeros(K, bool))
+    copy.add(restart + 1, np.zeros((K, ACT)), np.full(K, -6.0), restart + 2, np.zeros(K, bool), np.zeros(K, bool))
+    batch = copy.sample(per_task=512, generator=torch.Generator().manual_seed(3))
+    before = batch.reward >= 0
+    assert (batch.reward.remainder(1000) == 11).any()
+    torch.testing.assert_close(batch.next_obs[..., 0][before], _expected_next(batch.reward)[before])
+    torch.testing.assert_close(batch.next_obs[..., 0][~before], batch.reward[~before] + 1)
+    assert copy.episode_length.tolist() == [2] * K  # the new episode counts from its own start
+
+
+def test_a_buffer_resumed_too_often_within_its_span_says_so():
+    buffer = MultiTaskReplay(K, capacity_per_task=1000, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+    obs = np.zeros((K, STATE), np.float32)
+    with pytest.raises(ValueError, match="resumed more than 64 times within the last 1000 steps"):
+        for _ in range(65):
+            buffer.add(obs, np.zeros((K, ACT)), np.zeros(K), obs, np.zeros(K, bool), np.zeros(K, bool))
+            buffer.end_episodes()

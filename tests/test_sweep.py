@@ -34,10 +34,10 @@ def write_sweep(tmp_path: Path, **changes) -> Path:
 
 
 def test_grid_names_and_overrides(tmp_path):
-    sweep = load_sweep(write_sweep(tmp_path, grid={"sac.batch_size": [20, 40]}))
+    sweep = load_sweep(write_sweep(tmp_path, grid={"sac.batch_size": [40, 80]}))
     names = [s.name for s in sweep.runs()]
-    assert len(names) == 8 and names[:2] == ["mtsac_s1_sac.batch_size=20", "mtsac_s1_sac.batch_size=40"]
-    assert sweep.runs()[1].overrides[-1] == "sac.batch_size=40"
+    assert len(names) == 8 and names[:2] == ["mtsac_s1_sac.batch_size=40", "mtsac_s1_sac.batch_size=80"]
+    assert sweep.runs()[1].overrides[-1] == "sac.batch_size=80"
 
 
 def test_a_run_whose_evaluations_reached_the_end_is_finished_without_checkpoints(tmp_path):
@@ -66,6 +66,9 @@ def test_variants_name_their_runs_and_label_their_configs(tmp_path):
     ({"overrides": ["sac.batchsize=3"]}, "sac.batchsize"),
     ({"resources": {"cpus": 1, "memory": 2}}, "resources accepts cpus and gpus"),
     ({"grid": {"sac.batch_size": []}}, "non-empty list"),
+    ({"overrides": "train.steps=300"}, "overrides must be a list of section.key=value strings"),
+    # 2 transitions per task cannot be split into ntkmtl_sr's 4 sub-batches: refused before any run starts
+    ({"grid": {"sac.batch_size": [20]}}, "'methods.ntkmtl_sr.subbatches' must divide each task's share"),
 ])
 def test_bad_sweep_files_fail_before_anything_runs(tmp_path, changes, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):

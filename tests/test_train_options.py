@@ -1,11 +1,13 @@
 """Training-loop options on a real MT10 run of a few steps: updates per environment step, and reward
-normalisation statistics that survive a checkpoint."""
+normalisation statistics that survive a checkpoint, with the episodes in progress ended on resuming."""
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mtrl.config import load_config
+from mtrl.reward_scale import discounted_returns
 from mtrl.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +27,17 @@ def test_updates_per_step_and_reward_statistics_through_a_checkpoint(tmp_path):
     assert all(len(r) == 10 for r in normaliser.episode_rewards)  # the second one is 10 steps in
 
     resumed = Trainer(load_config(tmp_path / "run" / "config.yaml"), tmp_path / "run", resume=True)
-    np.testing.assert_array_equal(resumed.reward_normaliser.return_scale, normaliser.return_scale)
-    assert resumed.reward_normaliser.episode_rewards == normaliser.episode_rewards
+    # the resumed run's environments start new episodes: the 10 steps in progress end there, as a truncation,
+    # in the reward statistics and in the replay buffer
+    partial = [np.abs(discounted_returns(np.asarray(r), cfg.sac.gamma, terminated=False)).max()
+               for r in normaliser.episode_rewards]
+    np.testing.assert_allclose(resumed.reward_normaliser.return_scale, np.maximum(normaliser.return_scale, partial))
+    assert resumed.reward_normaliser.episode_rewards == [[] for _ in range(10)]
+    newest = (resumed.replay.position - 1) % resumed.replay.capacity
+    rows = resumed.replay.final_ref[:, newest].long()
+    assert (rows >= 0).all()
+    np.testing.assert_array_equal(resumed.replay.final_obs[torch.arange(10), rows].numpy(),
+                                  trainer.replay.newest_next_obs)
     resumed.env.close()
 
 
@@ -38,3 +49,22 @@ def test_evaluation_on_copies_of_the_benchmark(tmp_path):
     assert [env.protocol.name for env in trainer.eval_envs] == ["mt10", "mt10"]
     assert result.episodes == 2 and all(rate in (0, 0.5, 1) for rate in result.success.values())
     assert all(env.pool is None and env.envs.closed for env in trainer.eval_envs)  # closed with the run
+
+
+def test_a_run_resumed_without_its_replay_buffer_fills_it_again_before_updating(tmp_path):
+    cfg = load_config(ROOT / "configs/mt10_cpu.yaml", TINY + ["train.checkpoint_replay=false"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.train()
+    trainer.env.close()
+    head = trainer.agent.critic.net.heads[0].weight
+    updates_before = int(trainer.agent.critic_opt.state[head]["step"])
+
+    more = load_config(tmp_path / "run" / "config.yaml", ["train.steps=170", "train.warmup_steps=5"])
+    resumed = Trainer(more, tmp_path / "run", resume=True)
+    assert resumed.replay.size == 0
+    resumed.train()
+    resumed.env.close()
+    # steps 160-163 refill the buffer; steps 164-169 update, once each
+    resumed_head = resumed.agent.critic.net.heads[0].weight
+    assert int(resumed.agent.critic_opt.state[resumed_head]["step"]) == updates_before + 6
+    assert load_config(tmp_path / "run" / "config.yaml").train.steps == 170  # the override is recorded

@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -42,10 +41,10 @@ import torch
 
 from mtrl.apps.gpu_check import WIDTHS, gpu_check_section
 from mtrl.apps.instruction_count import instructions_section
-from mtrl.cli import run_main
+from mtrl.cli import ArgumentParser, run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
-from mtrl.envs import NUM_TASKS, PROTOCOLS, STATE_DIM
+from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
 from mtrl.replay import Batch, MultiTaskReplay
 from mtrl.sac import MTSAC
 
@@ -61,10 +60,10 @@ def _sync(device: torch.device) -> None:
 
 def _filled_replay(device: torch.device, transitions: int = 2000) -> MultiTaskReplay:
     rng = np.random.default_rng(0)
-    replay = MultiTaskReplay(NUM_TASKS, transitions, STATE_DIM, 4, device)
+    replay = MultiTaskReplay(NUM_TASKS, transitions, STATE_DIM, ACTION_DIM, device)
     for _ in range(transitions):
         obs = rng.normal(size=(NUM_TASKS, STATE_DIM)).astype(np.float32)
-        replay.add(obs, rng.uniform(-1, 1, (NUM_TASKS, 4)), rng.normal(size=NUM_TASKS), obs,
+        replay.add(obs, rng.uniform(-1, 1, (NUM_TASKS, ACTION_DIM)), rng.normal(size=NUM_TASKS), obs,
                    np.zeros(NUM_TASKS, bool), np.zeros(NUM_TASKS, bool))
     return replay
 
@@ -82,7 +81,7 @@ def warmed_up_agents(configs: dict[str, Config], device: torch.device) -> tuple[
     agents = {}
     for name, cfg in configs.items():
         torch.manual_seed(0)
-        agents[name] = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, device)
+        agents[name] = MTSAC(cfg, STATE_DIM + NUM_TASKS, ACTION_DIM, NUM_TASKS, device)
     batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
     for agent in agents.values():
         for _ in range(3):
@@ -252,9 +251,9 @@ def replay_section() -> list[str]:
     cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"])
     per_task = cfg.train.buffer_capacity // NUM_TASKS
     episode = PROTOCOLS[cfg.env.protocol].max_episode_steps
-    per_transition = MultiTaskReplay(NUM_TASKS, per_task, STATE_DIM, 4, min_episode_length=episode,
+    per_transition = MultiTaskReplay(NUM_TASKS, per_task, STATE_DIM, ACTION_DIM, min_episode_length=episode,
                                      ).bytes_per_transition()
-    raw = 4 * (STATE_DIM + 4 + 1) + 1  # float32 observation, action, reward; a one-byte terminal flag
+    raw = 4 * (STATE_DIM + ACTION_DIM + 1) + 1  # float32 observation, action, reward; a one-byte terminal flag
     ratio = per_transition / raw
     return ["## Replay memory", "",
             f"{per_transition:.1f} bytes per transition at the CPU preset ({cfg.env.protocol}: {episode}-step "
@@ -280,7 +279,7 @@ def collection_section(steps: int, repeats: int = 5) -> list[str]:
     # one sequence of random actions for every contender: how much an env step costs depends on the contacts
     # the arm makes, so all must drive the arms the same way
     chunk = max(1, steps // repeats)
-    sequence = np.random.default_rng(0).uniform(-1, 1, (chunk * repeats, NUM_TASKS, 4)).astype(np.float32)
+    sequence = np.random.default_rng(0).uniform(-1, 1, (chunk * repeats, NUM_TASKS, ACTION_DIM)).astype(np.float32)
     singles = [make_env() for make_env in task_env_fns(PROTOCOLS["mt10-fixed"], seed=0)]  # MT10's own envs
     contenders = {  # id: (label, MT10 options)
         "sync": ("Gymnasium sync vector env (`env.vector=sync`)", {"vector": "sync"}),
@@ -430,7 +429,7 @@ def _read_sections(path: Path) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Measure update cost and memory; write BENCHMARKS.md.")
+    parser = ArgumentParser(description="Measure update cost and memory; write BENCHMARKS.md.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
@@ -464,6 +463,9 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     on_demand = {"soak": args.soak_run, "baseline": args.baseline, "instructions": False, "gpu-check": False}
     sections = ["gpu-check"] if args.gpu_check else args.only or [s for s in SECTIONS if on_demand.get(s, True)]
+    if "gpu-check" in sections and args.check_steps <= 100:
+        parser.error(f"--check-steps must be above 100 (the first 100 steps collect without updating), "
+                     f"got {args.check_steps}")
     if "soak" in sections and not args.soak_run:
         parser.error("--only soak needs --soak-run RUN_DIR (a long run of train.py)")
     for section in ("baseline", "instructions"):

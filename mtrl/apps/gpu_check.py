@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from mtrl.config import Config, load_config
-from mtrl.envs import NUM_TASKS, PROTOCOLS
+from mtrl.envs import NUM_TASKS
 
 
 def collector_workers() -> int:
@@ -253,7 +253,7 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
         other = seconds["loop"] - seconds["env"] - seconds["update"]
         lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | {seconds['env'] / seconds['loop']:.0%} | "
                      f"{seconds['update'] / seconds['loop']:.0%} | {other / seconds['loop']:.0%} |")
-    episodes = cfg.env.eval_episodes or PROTOCOLS[cfg.env.protocol].eval_episodes
+    episodes = cfg.env.episodes_per_evaluation()
     evaluation = {c: math.ceil(episodes / c) * t for c, t in figures.evaluation_rounds.items()}  # s per evaluation
     lines += ["", f"Evaluation ({episodes} episodes per task), from one round of episodes with the untrained policy, "
                   "whose episodes run to the time limit (an upper bound):", "",

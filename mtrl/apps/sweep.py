@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,10 +22,11 @@ from typing import Any
 
 import yaml
 
-from mtrl.checkpoint import list_checkpoints
+from mtrl.checkpoint import checkpoint_path, list_checkpoints
 from mtrl.cli import ArgumentParser, run_main
 from mtrl.config import load_config
 from mtrl.errors import ConfigError, RunError
+from mtrl.results import read_evaluations
 
 SWEEP_KEYS = {"config", "methods", "seeds", "grid", "variants", "overrides", "resources", "out"}
 
@@ -89,6 +89,10 @@ def load_sweep(path: Path) -> Sweep:
     grid = data.get("grid") or {}
     if not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"sweep file '{path}': every grid entry must be a non-empty list of values")
+    overrides = data.get("overrides") or []
+    if not isinstance(overrides, list):
+        raise ConfigError(f"sweep file '{path}': overrides must be a list of section.key=value strings, "
+                          f"got {overrides!r}")
     variants = data.get("variants") or {}
     if not isinstance(variants, dict) or not all(isinstance(v, list) for v in variants.values()):
         raise ConfigError(f"sweep file '{path}': variants must map names to lists of section.key=value overrides")
@@ -96,7 +100,7 @@ def load_sweep(path: Path) -> Sweep:
     sweep = Sweep(config=Path(data["config"]).resolve(), methods=list(data["methods"]),
                   seeds=[int(s) for s in data["seeds"]], out=Path(data["out"]).resolve(), grid=grid,
                   variants={str(k): [str(o) for o in v] for k, v in variants.items()},
-                  overrides=list(data.get("overrides") or []),
+                  overrides=[str(o) for o in overrides],
                   cpus=float(resources.get("cpus", 1)), gpus=float(resources.get("gpus", 0)))
     if sweep.cpus <= 0 or sweep.gpus < 0:
         raise ConfigError(f"sweep file '{path}': resources need cpus > 0 and gpus >= 0")
@@ -116,14 +120,13 @@ def run_state(run_dir: Path, steps: int) -> str:
     """'finished' (its evaluations reached the last step, or a checkpoint of the last step exists), 'resumable'
     (an earlier checkpoint exists) or 'new'. A finished run needs no checkpoint: its config and evaluations,
     which are small enough to keep with the results, are all the results table reads."""
-    log = run_dir / "evaluations.jsonl"
-    lines = log.read_text().splitlines() if log.is_file() else []
-    if lines and json.loads(lines[-1])["step"] >= steps:
+    records = read_evaluations(run_dir)
+    if records and records[-1]["step"] >= steps:
         return "finished"
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
         return "new"
-    return "finished" if checkpoints[-1].name == f"step_{steps:09d}.pt" else "resumable"
+    return "finished" if checkpoints[-1] == checkpoint_path(run_dir, steps) else "resumable"
 
 
 def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
