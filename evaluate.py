@@ -16,6 +16,7 @@ directory of runs, or runs/results).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
 
 
-def parse_args():
+def parse_args() -> argparse.Namespace:
     parser = ArgumentParser(description="Evaluate a run or a reference policy on MT10.")
     parser.add_argument("runs", nargs="*", type=Path, help="a run directory; or several, or a directory of runs, "
                                                             "for the results table")

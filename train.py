@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ def default_config() -> Path:
     return CONFIG_DIR / ("mt10_gpu.yaml" if torch.cuda.is_available() else "mt10_cpu.yaml")
 
 
-def parse_args():
+def parse_args() -> argparse.Namespace:
     parser = ArgumentParser(description="Train multi-task SAC on Meta-World MT10.")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="override any config field, e.g. sac.batch_size=640 train.steps=100000")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def load_latest(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     raise CheckpointError(f"no readable checkpoint in '{checkpoint_dir(run_dir)}'")
 
 
-def restore_into(loader, state: dict, path: Path) -> None:
+def restore_into(loader: Callable[[dict], Any], state: dict, path: Path) -> None:
     """Call `loader(state)` (a `load_state_dict`), turning a shape or key mismatch into one clear line."""
     try:
         loader(state)

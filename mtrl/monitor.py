@@ -16,6 +16,8 @@ from mtrl.envs import TASK_NAMES
 
 
 class Monitor:
+    """TensorBoard scalars of a run: `[K]` tensors are logged per task and as their mean."""
+
     def __init__(self, run_dir: Path, purge_step: int | None = None):
         # purge_step drops events at or after it, so a resumed run's curves continue without overlap
         self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)

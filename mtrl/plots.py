@@ -6,12 +6,12 @@ the interquartile mean of success per method with its 95% confidence band and a 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mtrl.cli import ArgumentParser, run_main
 from mtrl.results import evaluations_log, read_evaluations
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def plot_heatmap(rows: list["Row"], out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Plot a run's evaluation success over training.")
+    parser = ArgumentParser(description="Plot a run's evaluation success over training.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, help="default: <run_dir>/curves.png")
     args = parser.parse_args()
@@ -115,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

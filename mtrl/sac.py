@@ -27,6 +27,9 @@ from mtrl.replay import Batch
 
 
 class MTSAC:
+    """Multi-task SAC: a task-conditioned actor, a twin critic with its target, one temperature per task, and
+    a combiner per network that weighs the tasks' gradients on the shared encoder (`cfg.method`)."""
+
     def __init__(self, cfg: Config, obs_dim: int, action_dim: int, num_tasks: int, device: torch.device):
         self.cfg, self.device, self.num_tasks = cfg, device, num_tasks
         sac = cfg.sac
@@ -143,6 +146,7 @@ class MTSAC:
 
     def policy_loss(self, obs: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor,
                     alpha: torch.Tensor) -> torch.Tensor:
+        """Per-task actor losses `[K]` of actions already sampled: the entropy-regularised negative soft Q."""
         q_pi = self.q_values.policy_value(self.critic(obs, action))
         return (alpha[:, None] * log_prob - q_pi).mean(dim=-1)
 
@@ -158,6 +162,7 @@ class MTSAC:
         return (action.squeeze(1) if one_per_task else action).cpu().numpy()
 
     def state_dict(self) -> dict:
+        """Everything an update changes, for a checkpoint."""
         return {
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
@@ -173,6 +178,7 @@ class MTSAC:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict`; the networks' shapes must match this agent's config."""
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])

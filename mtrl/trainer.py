@@ -14,7 +14,9 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +60,9 @@ def run_reward_normaliser(cfg: Config, device: torch.device) -> RewardNormaliser
 
 
 class Trainer:
+    """One training run: collects steps from the ten tasks, updates the agent, evaluates, logs and checkpoints
+    into `run_dir` (or resumes from its newest checkpoint), and stops cleanly on SIGINT or SIGTERM."""
+
     def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = resolve_device(cfg.device)
@@ -193,7 +198,7 @@ class Trainer:
                            f"(last per-task losses: {losses}); they were skipped, and the newest checkpoint in "
                            f"{self.run_dir / 'checkpoints'} is intact")
 
-    def _timed(self, part: str, function, *args):
+    def _timed(self, part: str, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)`, its wall clock added to `self.seconds[part]`."""
         started = time.perf_counter()
         result = function(*args)

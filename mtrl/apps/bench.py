@@ -41,7 +41,7 @@ import torch
 
 from mtrl.apps.gpu_check import WIDTHS, gpu_check_section
 from mtrl.apps.instruction_count import instructions_section
-from mtrl.cli import ArgumentParser, run_main
+from mtrl.cli import ArgumentParser
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
@@ -501,7 +501,3 @@ def main() -> None:
         lines += block
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    run_main(main)

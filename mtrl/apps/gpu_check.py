@@ -185,6 +185,7 @@ class CheckFigures:
 
 def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
             widths: tuple[int, ...], workers: int) -> CheckFigures:
+    """Every figure of the check, measured on `device` at `preset` (see the module's docstring)."""
     from mtrl.apps.bench import timed_updates, update_costs
 
     cfg = load_config(preset)

@@ -12,13 +12,12 @@ error of predicting zero).
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import torch
 
-from mtrl.cli import run_main
+from mtrl.cli import ArgumentParser
 from mtrl.combiners import make_combiner
 from mtrl.mtl_backward import multitask_backward
 from mtrl.nets import MultiTaskMLP
@@ -81,7 +80,7 @@ def plot(curves: dict[str, torch.Tensor], path: Path) -> None:
 
 def main() -> None:
     torch.set_num_threads(1)  # the networks are tiny: more threads only add overhead
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/imbalance.png"))
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=6, help="seeds to summarise")
@@ -97,7 +96,3 @@ def main() -> None:
         if seed == args.plot_seed:
             plot(curves, args.out)
     print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    run_main(main)

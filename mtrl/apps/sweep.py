@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from mtrl.checkpoint import checkpoint_path, list_checkpoints
-from mtrl.cli import ArgumentParser, run_main
+from mtrl.cli import ArgumentParser
 from mtrl.config import load_config
 from mtrl.errors import ConfigError, RunError
 from mtrl.results import read_evaluations
@@ -213,7 +213,3 @@ def main() -> None:
     print("wrote " + ", ".join(str(p) for p in written))
     if failed:
         raise SystemExit(f"error: {len(failed)} run(s) failed: {', '.join(failed)}; run the sweep again to resume them")
-
-
-if __name__ == "__main__":
-    run_main(main)
