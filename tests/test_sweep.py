@@ -38,6 +38,9 @@ def test_grid_names_and_overrides(tmp_path):
     names = [s.name for s in sweep.runs()]
     assert len(names) == 8 and names[:2] == ["mtsac_s1_sac.batch_size=40", "mtsac_s1_sac.batch_size=80"]
     assert sweep.runs()[1].overrides[-1] == "sac.batch_size=80"
+    # seed before method: stopped part-way, a sweep has run every method on the same seeds
+    in_order = [s.name for s in load_sweep(write_sweep(tmp_path)).runs()]
+    assert in_order == ["mtsac_s1", "ntkmtl_sr_s1", "mtsac_s2", "ntkmtl_sr_s2"]
 
 
 def test_a_run_whose_evaluations_reached_the_end_is_finished_without_checkpoints(tmp_path):

@@ -55,11 +55,12 @@ class Sweep:
     gpus: float = 0.0
 
     def runs(self) -> list[RunSpec]:
-        """Every combination of variant, method, seed and grid values, in a stable order."""
+        """Every combination of variant, seed, method and grid values, in the order they run: seed before
+        method, so that a sweep stopped part-way has run every method on the same seeds."""
         keys = sorted(self.grid)
         variants = self.variants or {"": []}
         specs = []
-        for variant, method, seed, *values in itertools.product(variants, self.methods, self.seeds,
+        for variant, seed, method, *values in itertools.product(variants, self.seeds, self.methods,
                                                                  *(self.grid[k] for k in keys)):
             grid_overrides = tuple(f"{k}={v}" for k, v in zip(keys, values))
             name = "_".join([f"{method}_s{seed}", *([variant] if variant else []), *grid_overrides])
