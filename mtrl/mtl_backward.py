@@ -26,15 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtrl.combiners.base import (
-    Combiner,
-    EqualWeighting,
-    GramWeighting,
-    KernelWeighting,
-    LossWeighting,
-    RepresentationWeighting,
-    Stats,
-)
+from mtrl.combiners.base import (Combiner, EqualWeighting, GramWeighting, KernelWeighting, LossWeighting,
+                                 RepresentationWeighting, Stats)
 from mtrl.nets import ForwardRecord, LayerTap, SharedLayerNorm, SharedLinear
 
 

@@ -400,6 +400,7 @@ def test_famo_ignores_how_losses_differ_between_batches():
 def test_the_agent_hands_famo_its_batch_losses_after_the_step():
     from mtrl.config import load_config
     from mtrl.sac import MTSAC
+
     from tests.update_reference import synthetic_batches
 
     cfg = load_config(None, ["net.hidden_dim=16", "net.hidden_layers=1", "sac.batch_size=40"], method="famo")
