@@ -36,8 +36,8 @@ ROLES = ("critic", "actor")
 
 
 def weight_traces(state: dict, method: str, setting: str, updates: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per role, the task weights of `updates` consecutive updates, `[updates, K]`, of the agent in the
-    checkpoint `state` (which must hold its replay) trained on with `method` under `setting`."""
+    """Per role, the task weights `[updates, K]` of `updates` consecutive updates that continue training the
+    agent of the checkpoint `state` on its own replay, with `method` under `setting`."""
     if state.get("replay") is None:
         raise RunError("the checkpoint holds no replay buffer to draw batches from (it was saved with "
                        "train.checkpoint_replay=false)")
@@ -87,10 +87,10 @@ def render(method: str, checkpoint: Path, step: int, updates: int,
                   "median | swing, 90th percentile |", "|---|---|---|---|---|"]
         for setting, by_role in traces.items():
             s = summary(by_role[role])
-            lines.append(f"| {setting or 'the paper rule'} | {s['spread']:.1f} | {s['largest']:.1f} | "
+            lines.append(f"| {setting or 'the paper's rule'} | {s['spread']:.1f} | {s['largest']:.1f} | "
                          f"{s['swing']:.2f}x | {s['swing_p90']:.2f}x |")
         lines += ["", "Mean weight per task:", "",
-                  "| task | " + " | ".join(setting or "the paper rule" for setting in traces) + " |",
+                  "| task | " + " | ".join(setting or "the paper's rule" for setting in traces) + " |",
                   "|---|" + "---|" * len(traces)]
         for task, name in enumerate(TASK_NAMES):
             means = [by_role[role][:, task].mean() for by_role in traces.values()]
@@ -121,5 +121,5 @@ def main() -> None:
     traces = {}
     for setting in args.settings or SETTINGS:
         traces[setting] = weight_traces(state, args.method, setting, args.updates)
-        print(f"traced {setting or 'the paper rule'}", flush=True)
+        print(f"traced {setting or 'the paper's rule'}", flush=True)
     print("\n".join(render(args.method, args.checkpoint, state["step"], args.updates, traces)))
