@@ -33,6 +33,7 @@ NTK_METHODS = ("ntkmtl", "ntkmtl_sr")
 SETTINGS = ["", "ema=0.99", "lambda_floor=0.01", "lambda_floor=0.1", "ema=0.99,lambda_floor=0.01",
             "ema=0.99,lambda_floor=0.1"]
 ROLES = ("critic", "actor")
+PAPER = "the paper's rule"  # the name of the setting "" in tables
 
 
 def weight_traces(state: dict, method: str, setting: str, updates: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -87,10 +88,10 @@ def render(method: str, checkpoint: Path, step: int, updates: int,
                   "median | swing, 90th percentile |", "|---|---|---|---|---|"]
         for setting, by_role in traces.items():
             s = summary(by_role[role])
-            lines.append(f"| {setting or 'the paper's rule'} | {s['spread']:.1f} | {s['largest']:.1f} | "
+            lines.append(f"| {setting or PAPER} | {s['spread']:.1f} | {s['largest']:.1f} | "
                          f"{s['swing']:.2f}x | {s['swing_p90']:.2f}x |")
         lines += ["", "Mean weight per task:", "",
-                  "| task | " + " | ".join(setting or "the paper's rule" for setting in traces) + " |",
+                  "| task | " + " | ".join(setting or PAPER for setting in traces) + " |",
                   "|---|" + "---|" * len(traces)]
         for task, name in enumerate(TASK_NAMES):
             means = [by_role[role][:, task].mean() for by_role in traces.values()]
@@ -121,5 +122,5 @@ def main() -> None:
     traces = {}
     for setting in args.settings or SETTINGS:
         traces[setting] = weight_traces(state, args.method, setting, args.updates)
-        print(f"traced {setting or 'the paper's rule'}", flush=True)
+        print(f"traced {setting or PAPER}", flush=True)
     print("\n".join(render(args.method, args.checkpoint, state["step"], args.updates, traces)))
