@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +62,13 @@ def test_summary_of_a_known_trace():
 def test_a_checkpoint_without_replay_is_refused(imbalanced_state):
     with pytest.raises(RunError, match="no replay buffer"):
         weight_traces({**imbalanced_state, "replay": None}, "ntkmtl_sr", "", updates=2)
+
+
+def test_the_report_names_each_setting_and_task():
+    from mtrl.apps.weight_trace import render
+    from mtrl.envs import TASK_NAMES
+
+    trace = {"critic": np.ones((3, NUM_TASKS)), "actor": np.full((3, NUM_TASKS), 2.0)}
+    text = "\n".join(render("ntkmtl_sr", Path("step_000000010.pt"), 10, 3, {"": trace, "ema=0.99": trace}))
+    assert "| the paper's rule | 1.0 | 1.0 | 1.00x | 1.00x |" in text and "| ema=0.99 | 1.0 | 1.0 |" in text
+    assert f"| {TASK_NAMES[3]} | 2.00 | 2.00 |" in text  # the actor's mean weights
