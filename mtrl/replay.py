@@ -101,21 +101,21 @@ class MultiTaskReplay:
         self.final_position[tasks] = (rows + 1) % self.final_capacity
         self.episode_length[tasks] = 0
 
-    def end_episodes(self) -> None:
+    def end_episodes(self) -> bool:
         """End each task's episode in progress at the newest transition, as a truncation whose next
         observation is the one the last `add` was given. A resumed run's environments start new episodes: left
-        open, the newest transition would take the next episode's first observation for its own. (A buffer
-        restored from a checkpoint that did not keep that observation is left as it is.)"""
+        open, the newest transition would take the next episode's first observation for its own. Returns False
+        where that cannot be done: a buffer restored from a checkpoint that did not keep that observation, or
+        one whose table has no room left for another cut among the transitions it holds (`CUTS_PER_SPAN`)."""
         in_progress = np.flatnonzero(self.episode_length > 0)
-        if self.size == 0 or self.newest_next_obs is None or not len(in_progress):
-            return
+        if self.size == 0 or not len(in_progress):
+            return True
         self.cuts = [added for added in self.cuts if added > self.added - self.capacity]
-        if len(self.cuts) >= CUTS_PER_SPAN:
-            raise ValueError(f"the run was resumed more than {CUTS_PER_SPAN} times within the last "
-                             f"{self.capacity} steps its replay buffer holds; its table of episode ends has no "
-                             "room for more")
+        if self.newest_next_obs is None or len(self.cuts) >= CUTS_PER_SPAN:
+            return False
         self.cuts.append(self.added)
         self._end_at((self.position - 1) % self.capacity, in_progress, self.newest_next_obs[in_progress])
+        return True
 
     def sample(self, per_task: int, generator: torch.Generator | None = None) -> Batch:
         """`per_task` transitions from each task's slice, uniformly with replacement, among all but the newest
@@ -160,15 +160,21 @@ class MultiTaskReplay:
                 f"replay state holds {state['obs'].shape[0]} tasks x {n} transitions; this buffer takes "
                 f"{self.num_tasks} tasks x {self.capacity}"
             )
-        # a table saved without the room for cuts fits into the first rows: its ring then runs on past them
         rows = state["final_obs"].shape[1]
         if not self.final_capacity - CUTS_PER_SPAN <= rows <= self.final_capacity:
             raise ValueError(f"replay state has {rows} episode-end rows; this buffer, built for episodes of at "
                              f"least {self.min_episode_length} steps, has {self.final_capacity}")
         for name in self._SLOT_FIELDS:
             getattr(self, name)[:, :n] = state[name].to(self.device)
-        self.final_obs[:, :rows] = state["final_obs"].to(self.device)
         self.final_position[:] = state["final_position"]
+        # A table saved without the room for cuts is smaller: its ring order is kept by moving each task's rows
+        # from its next write position on (the oldest) to the end, so that every row lives a full ring again.
+        old_obs, shift = state["final_obs"].to(self.device), self.final_capacity - rows
+        for task, start in enumerate(self.final_position.tolist()):
+            self.final_obs[task, :start] = old_obs[task, :start]
+            self.final_obs[task, start + shift:] = old_obs[task, start:]
+            refs = self.final_ref[task, :n]
+            self.final_ref[task, :n] = torch.where(refs >= start, refs + shift, refs)
         self.episode_length[:] = state["episode_length"]
         self.position, self.size = state["position"], n
         self.added, self.cuts = state.get("added", n), list(state.get("cuts", []))

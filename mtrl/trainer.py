@@ -29,7 +29,7 @@ from mtrl.envs import ACTION_DIM, MT10, NUM_TASKS, PROTOCOLS, STATE_DIM, benchma
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
-from mtrl.replay import Batch, MultiTaskReplay
+from mtrl.replay import CUTS_PER_SPAN, Batch, MultiTaskReplay
 from mtrl.results import evaluations_log, read_evaluations
 from mtrl.reward_scale import RewardNormaliser, scaled_batch
 from mtrl.runtime import resolve_device
@@ -118,7 +118,10 @@ class Trainer:
         restore_into(self.agent.load_state_dict, state["agent"], path)
         if state["replay"] is not None:
             restore_into(self.replay.load_state_dict, state["replay"], path)
-            self.replay.end_episodes()  # the environments start new episodes
+            if not self.replay.end_episodes():  # the environments start new episodes
+                print(f"note: {path.name} cannot end its episodes in progress (an older checkpoint, or more than "
+                      f"{CUTS_PER_SPAN} resumes among the transitions it holds): each task's newest transition takes "
+                      "the next episode's first observation for its own")
         else:
             print(f"note: {path.name} holds no replay buffer; training resumes with an empty one and updates again "
                   f"once it holds train.warmup_steps={self.cfg.train.warmup_steps} steps")

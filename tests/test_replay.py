@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtrl.replay import MultiTaskReplay
+import mtrl.replay as replay_module
+from mtrl.replay import CUTS_PER_SPAN, MultiTaskReplay
 
 K, STATE, ACT = 10, 39, 4
 EPISODE = 5  # steps per episode in these tests
@@ -109,10 +110,50 @@ def test_ending_the_episodes_in_progress_keeps_the_newest_next_observation():
     assert copy.episode_length.tolist() == [2] * K  # the new episode counts from its own start
 
 
-def test_a_buffer_resumed_too_often_within_its_span_says_so():
+def test_a_buffer_resumed_too_often_within_its_span_leaves_further_episodes_open():
     buffer = MultiTaskReplay(K, capacity_per_task=1000, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
     obs = np.zeros((K, STATE), np.float32)
-    with pytest.raises(ValueError, match="resumed more than 64 times within the last 1000 steps"):
-        for _ in range(65):
-            buffer.add(obs, np.zeros((K, ACT)), np.zeros(K), obs, np.zeros(K, bool), np.zeros(K, bool))
-            buffer.end_episodes()
+    ended = []
+    for _ in range(CUTS_PER_SPAN + 1):
+        buffer.add(obs, np.zeros((K, ACT)), np.zeros(K), obs, np.zeros(K, bool), np.zeros(K, bool))
+        ended.append(buffer.end_episodes())
+    assert ended == [True] * CUTS_PER_SPAN + [False]
+
+
+def _add(buffer: MultiTaskReplay, ident: float, following: float, end: bool) -> None:
+    """One step whose observation and reward are `ident` (plus 1000 k for task k) and whose next observation
+    is `following`."""
+    offset = 1000 * np.arange(K)
+    obs = np.repeat((offset + ident)[:, None], STATE, 1).astype(np.float32)
+    next_obs = np.repeat((offset + following)[:, None], STATE, 1).astype(np.float32)
+    buffer.add(obs, np.zeros((K, ACT)), offset + ident, next_obs, np.zeros(K, bool), np.full(K, end))
+
+
+def test_an_older_smaller_table_of_episode_ends_keeps_every_live_row(monkeypatch):
+    """A checkpoint written before the table kept room for cuts holds a full ring of episode ends; loaded into
+    today's larger table and then cut at resumes, it must not overwrite an end a stored transition points to."""
+    monkeypatch.setattr(replay_module, "CUTS_PER_SPAN", 0)
+    old = MultiTaskReplay(K, capacity_per_task=20, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+    monkeypatch.undo()
+    expected = {}
+    for t in range(45):  # nine episodes: the ring of 6 rows has wrapped, and its newest 4 rows are live
+        end = (t + 1) % EPISODE == 0
+        expected[t] = t + 0.5 if end else t + 1.0
+        _add(old, t, expected[t], end)
+    state = {k: v for k, v in old.state_dict().items() if k not in ("added", "newest_next_obs", "cuts")}
+    for cut in range(3):  # three resumes, each after one step of a new episode
+        buffer = MultiTaskReplay(K, capacity_per_task=20, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+        buffer.load_state_dict(state)
+        assert buffer.end_episodes()
+        ident = 100.0 + cut
+        expected[ident] = ident + 0.25
+        _add(buffer, ident, expected[ident], end=False)
+        state = buffer.state_dict()
+    buffer = MultiTaskReplay(K, capacity_per_task=20, state_dim=STATE, action_dim=ACT, min_episode_length=EPISODE)
+    buffer.load_state_dict(state)
+    buffer.end_episodes()
+    batch = buffer.sample(per_task=512, generator=torch.Generator().manual_seed(4))
+    own = batch.reward - 1000 * torch.arange(K)[:, None]
+    assert (own == 29).any()  # the oldest live end of the old table is among the samples
+    want = torch.tensor([[expected[float(i)] for i in row] for row in own.tolist()]) + 1000 * torch.arange(K)[:, None]
+    torch.testing.assert_close(batch.next_obs[..., 0], want)

@@ -15,6 +15,8 @@ from mtrl.errors import RunError
 from mtrl.sac import MTSAC
 from mtrl.trainer import run_replay
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def imbalanced_state() -> dict:
@@ -22,8 +24,9 @@ def imbalanced_state() -> dict:
     none at all (and a temperature too small for the entropy bonus to matter), so that the paper's rule
     spreads the tasks' weights far apart."""
     torch.manual_seed(0)
-    cfg = load_config("configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=80", "train.buffer_capacity=3000",
-                                                "sac.init_temperature=0.001", "device=cpu"])
+    cfg = load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=80",
+                                                       "train.buffer_capacity=3000", "sac.init_temperature=0.001",
+                                                       "device=cpu"])
     agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, ACTION_DIM, NUM_TASKS, torch.device("cpu"))
     replay = run_replay(cfg, torch.device("cpu"))
     rng = np.random.default_rng(0)

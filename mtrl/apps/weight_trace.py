@@ -42,9 +42,12 @@ def weight_traces(state: dict, method: str, setting: str, updates: int, seed: in
     if state.get("replay") is None:
         raise RunError("the checkpoint holds no replay buffer to draw batches from (it was saved with "
                        "train.checkpoint_replay=false)")
-    # the paper's rule, whatever the checkpoint's run used, then the setting's options
-    options = [f"methods.{method}.{option}" for option in ["ema=0", "lambda_floor=0", *setting.split(",")] if option]
-    cfg = with_overrides(from_dict(state["config"]), ["device=cpu", *options], method=method)
+    # on this machine's CPU, eager; the method's options at their defaults (the paper's rule, whatever the
+    # checkpoint's run used), then the setting's
+    cfg = with_overrides(from_dict(state["config"]), ["device=cpu", "sac.compile=false", "sac.cuda_graph=false"],
+                         method=method)
+    setattr(cfg.methods, method, type(cfg.method_options())())
+    cfg = with_overrides(cfg, [f"methods.{method}.{option.strip()}" for option in setting.split(",") if option.strip()])
     device = torch.device("cpu")
     agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, ACTION_DIM, NUM_TASKS, device)
     # the trained networks, optimizers and temperatures; the method's own combiners start fresh
