@@ -47,6 +47,7 @@ from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
 from mtrl.replay import Batch, MultiTaskReplay
 from mtrl.sac import MTSAC
+from mtrl.trainer import run_replay
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: mtrl/apps/bench.py -> ../../
 PRESETS = {"paper (3x400, batch 1280)": ROOT / "configs/mt10.yaml",
@@ -249,10 +250,8 @@ def compile_section(device: torch.device, repeats: int, updates: int) -> list[st
 
 def replay_section() -> list[str]:
     cfg = load_config(PRESETS["cpu preset (2x256, batch 640)"])
-    per_task = cfg.train.buffer_capacity // NUM_TASKS
     episode = PROTOCOLS[cfg.env.protocol].max_episode_steps
-    per_transition = MultiTaskReplay(NUM_TASKS, per_task, STATE_DIM, ACTION_DIM, min_episode_length=episode,
-                                     ).bytes_per_transition()
+    per_transition = run_replay(cfg, torch.device("cpu")).bytes_per_transition()
     raw = 4 * (STATE_DIM + ACTION_DIM + 1) + 1  # float32 observation, action, reward; a one-byte terminal flag
     ratio = per_transition / raw
     return ["## Replay memory", "",
