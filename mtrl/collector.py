@@ -60,15 +60,18 @@ class CollectorError(RuntimeError):
 def _worker(env_fns: list[Callable[[], gym.Env]], rows: list[int], shared: _SharedArrays, conn: Connection) -> None:
     """Own the environments of task `rows`; step them when told, writing results into the shared arrays."""
     # Ctrl-C or a scheduler's SIGTERM to the process group is for the main process: it finishes its step (one a
-    # worker may be in the middle of) and then closes the pool. Were the main process killed outright, `recv`
-    # below fails once its end of the pipe is gone, and the worker exits.
+    # worker may be in the middle of) and then closes the pool. Were the main process killed outright, or did it
+    # exit without closing the pool, `recv` below fails once its end of the pipe is gone, and the worker exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = [fn() for fn in env_fns]
     a = shared.arrays()
     try:
         while True:
-            command, args = conn.recv()
+            try:
+                command, args = conn.recv()
+            except EOFError:  # the main process ended without closing the pool
+                break
             if command == "step":
                 results = []
                 for env, action in zip(envs, a["action"][rows]):

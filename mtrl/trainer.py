@@ -73,10 +73,7 @@ class Trainer:
 
         k = NUM_TASKS
         self.per_task_batch = cfg.sac.batch_size // k
-        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector,
-                        workers=cfg.env.workers)
-        self.eval_envs: list[MT10] = []  # built at the first evaluation
-        self.agent = MTSAC(cfg, self.env.obs_dim, self.env.action_dim, k, self.device)
+        self.agent = MTSAC(cfg, STATE_DIM + k, ACTION_DIM, k, self.device)  # observations end in a one-hot task id
         self.replay = run_replay(cfg, self.device)
         self.reward_normaliser = run_reward_normaliser(cfg, self.device)
         self.step = 0
@@ -95,6 +92,11 @@ class Trainer:
                 shutil.rmtree(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
+        # the environments last, once a checkpoint has been found to fit: a run that cannot start leaves no
+        # collector worker behind
+        self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector,
+                        workers=cfg.env.workers)
+        self.eval_envs: list[MT10] = []  # built at the first evaluation
         self.monitor = Monitor(self.run_dir, purge_step=self.step if resume else None)
 
     # ----------------------------------------------------------------------------------------------- state

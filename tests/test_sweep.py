@@ -22,7 +22,7 @@ from mtrl.config import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["device=cpu", "train.steps=300", "train.warmup_steps=100", "train.eval_every=100",
         "train.checkpoint_every=100", "train.log_every=50", "train.buffer_capacity=5000", "sac.batch_size=40",
-        "net.hidden_dim=16"]
+        "net.hidden_dim=16", "env.vector=sync", "train.overlap=false"]  # the sweep, not the loop
 
 
 def write_sweep(tmp_path: Path, **changes) -> Path:

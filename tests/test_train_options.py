@@ -13,7 +13,7 @@ from mtrl.trainer import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["train.steps=160", "train.warmup_steps=150", "train.eval_every=1000", "train.checkpoint_every=1000",
         "train.log_every=10", "train.buffer_capacity=5000", "sac.batch_size=40", "net.hidden_dim=16",
-        "train.threads=1", "device=cpu"]
+        "train.threads=1", "device=cpu", "env.vector=sync", "train.overlap=false"]  # the options, not the loop
 
 
 def test_updates_per_step_and_reward_statistics_through_a_checkpoint(tmp_path):
