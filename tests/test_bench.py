@@ -55,3 +55,16 @@ def test_the_profiled_split_of_an_update_has_matrix_products_and_the_rest():
     cfg = load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=40", "train.threads=1"])
     matmuls, rest = profiled_split(cfg, torch.device("cpu"), updates=2)
     assert 0 < matmuls < 1 and 0 < rest < 1  # seconds per update
+
+
+def test_a_new_section_lands_after_the_others_with_one_blank_line_between(tmp_path):
+    from mtrl.apps.bench import _read_sections, render_benchmarks
+
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nintro\n\n## First\n\n| a |\n\n\n## Second\n\n| b |")  # no final newline
+    sections = _read_sections(path)
+    sections["## Third"] = ["## Third", "", "| c |", ""]
+    text = render_benchmarks(sections)
+    assert "| a |\n\n## Second" in text and "| b |\n\n## Third" in text and text.endswith("| c |\n")
+    path.write_text(text)
+    assert render_benchmarks(_read_sections(path)) == text  # rewriting an unchanged file changes nothing

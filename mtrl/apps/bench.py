@@ -427,6 +427,19 @@ def _read_sections(path: Path) -> dict[str, list[str]]:
     return sections
 
 
+def render_benchmarks(sections: dict[str, list[str]]) -> str:
+    """BENCHMARKS.md: its header, then the sections in order, one blank line between them."""
+    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it. Absolute times on a "
+             "shared machine drift from one day to the next; the ratios, measured side by side within one section's "
+             "run, are what compare.", ""]
+    for block in sections.values():
+        end = len(block)
+        while end and not block[end - 1].strip():
+            end -= 1
+        lines += [*block[:end], ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = ArgumentParser(description="Measure update cost and memory; write BENCHMARKS.md.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -493,10 +506,5 @@ def main() -> None:
     for section in sections:
         heading, *body = builders[section]()
         existing[heading] = [heading, "", provenance, "", *body[1:]]
-    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it. Absolute times on a "
-             "shared machine drift from one day to the next; the ratios, measured side by side within one section's "
-             "run, are what compare.", ""]
-    for block in existing.values():
-        lines += block
-    args.out.write_text("\n".join(lines))
+    args.out.write_text(render_benchmarks(existing))
     print(f"wrote {args.out}")
