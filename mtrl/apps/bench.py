@@ -429,9 +429,10 @@ def _read_sections(path: Path) -> dict[str, list[str]]:
 
 def render_benchmarks(sections: dict[str, list[str]]) -> str:
     """BENCHMARKS.md: its header, then the sections in order, one blank line between them."""
-    lines = ["# Benchmarks", "", "Each section names the command, date and machine that measured it. Absolute times on a "
-             "shared machine drift from one day to the next; the ratios, measured side by side within one section's "
-             "run, are what compare.", ""]
+    intro = ("Each section names the command, date and machine that measured it. Absolute times on a shared machine "
+             "drift from one day to the next; the ratios, measured side by side within one section's run, are what "
+             "compare.")
+    lines = ["# Benchmarks", "", intro, ""]
     for block in sections.values():
         end = len(block)
         while end and not block[end - 1].strip():
