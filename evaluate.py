@@ -43,8 +43,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, help="episodes per task (default: the protocol's)")
     parser.add_argument("--seed", type=int, default=1, help="env seed for expert/random")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--reference", default="mtsac", metavar="LABEL",
-                        help="the results-table row others are compared with (P(better)); default: mtsac")
+    parser.add_argument("--reference", metavar="LABEL", help="the results-table row others are compared with "
+                        "(P(better)); default: mtsac, where there is such a row")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
                                                  "runs/eval_<policy>; the directory of runs or runs/results)")
     parser.add_argument("--video", action="store_true", help="also record one episode per task: GIFs in "
@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def tabulate(runs: list[Path], out: Path | None, reference: str) -> None:
+def tabulate(runs: list[Path], out: Path | None, reference: str | None) -> None:
     from mtrl.results import find_runs, write_report
 
     out = out or (runs[0] if len(runs) == 1 else Path("runs") / "results")

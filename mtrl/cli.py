@@ -23,7 +23,7 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-USER_ERRORS = (ConfigError, RunError, CheckpointError, ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ConfigError, RunError, CheckpointError, FileNotFoundError, FileExistsError)
 
 
 def run_main(main: Callable[[], None]) -> None:

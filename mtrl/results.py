@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from mtrl.config import flatten, from_dict
+from mtrl.errors import RunError
 from mtrl.stats import confidence_interval, improvement_interval, iqm, probability_of_improvement
 
 # Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds, as reported in the methods' papers): a
@@ -290,8 +291,9 @@ def to_json(rows: list[Row]) -> str:
     return json.dumps({"rows": data}, indent=2)
 
 
-def write_report(run_dirs: list[Path], out_dir: Path, reference: str = "mtsac") -> list[Path]:
-    """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`."""
+def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None) -> list[Path]:
+    """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`, each row
+    compared with the row labelled `reference` (None: `mtsac`, where there is such a row)."""
     from mtrl.plots import plot_heatmap, plot_method_curves
 
     runs = []
@@ -303,9 +305,12 @@ def write_report(run_dirs: list[Path], out_dir: Path, reference: str = "mtsac") 
     if not runs:
         raise FileNotFoundError("none of the runs has an evaluation to report")
     rows = group(runs)
+    if reference is not None and find_reference(rows, reference) is None:
+        raise RunError(f"no row is labelled '{reference}' to compare the others with; the rows: "
+                       f"{', '.join(repr(row.label) for row in rows)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
-    paths[0].write_text(to_markdown(rows, reference))
+    paths[0].write_text(to_markdown(rows, reference or "mtsac"))
     paths[1].write_text(to_json(rows))
     plot_method_curves(rows, paths[2])
     plot_heatmap(rows, paths[3])

@@ -121,3 +121,12 @@ def test_a_path_that_holds_no_runs_is_a_one_line_error(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "no run directories" in done.stderr
+
+
+def test_a_reference_that_names_no_row_is_a_one_line_error_and_writes_nothing(sweep_dir, tmp_path):
+    out = tmp_path / "table"
+    done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--reference", "mtsca", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "no row is labelled 'mtsca'" in done.stderr and "'mtsac', 'ntkmtl_sr'" in done.stderr
+    assert not out.exists()
