@@ -34,7 +34,7 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path):
     preset.parent.mkdir()
     save_config(load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=40",
                                                              "train.buffer_capacity=5000", "train.threads=1"]), preset)
-    text = "\n".join(gpu_check_section(preset, torch.device("cpu"), steps=300, rounds=1, repeats=1, updates=1,
+    text = "\n".join(gpu_check_section(preset, torch.device("cpu"), steps=200, rounds=1, repeats=1, updates=1,
                                        widths=(32,)))
     for method in COMBINERS:
         assert f"| `{method}` |" in text

@@ -17,11 +17,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mtrl.checkpoint import list_checkpoints, load_latest
 from tests.test_train_smoke import ROOT, TINY
 
+# the checkpoint and resume logic is the loop's own; the collector's workers and the overlapped loop are
+# signalled in the process-group test below
+SEQUENTIAL = ["env.vector=sync", "train.overlap=false"]
+
 
 def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
-            "train.steps=1000000", "train.checkpoint_every=100000", "train.eval_every=100000"]
+            "train.steps=1000000", "train.checkpoint_every=100000", "train.eval_every=100000", *SEQUENTIAL]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (run_dir / "tensorboard").exists() and time.time() < deadline:  # the loop starts right after
@@ -53,7 +57,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path)
 def test_sigkill_leaves_an_intact_checkpoint_to_resume_from(tmp_path: Path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
-            "train.steps=1000000", "train.checkpoint_every=40", "train.eval_every=100000"]
+            "train.steps=1000000", "train.checkpoint_every=40", "train.eval_every=100000", *SEQUENTIAL]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while len(list_checkpoints(run_dir)) < 3 and time.time() < deadline:
