@@ -68,3 +68,14 @@ def test_a_new_section_lands_after_the_others_with_one_blank_line_between(tmp_pa
     assert "| a |\n\n## Second" in text and "| b |\n\n## Third" in text and text.endswith("| c |\n")
     path.write_text(text)
     assert render_benchmarks(_read_sections(path)) == text  # rewriting an unchanged file changes nothing
+
+
+def test_the_end_to_end_loops_are_what_their_labels_say_whatever_the_preset_sets():
+    from mtrl.apps.bench import LOOPS, PRESETS, loop_options
+    from mtrl.config import load_config
+
+    for label, setting in LOOPS.items():
+        for preset in PRESETS.values():
+            cfg = load_config(preset, loop_options(*setting))
+            assert (cfg.env.vector, cfg.train.overlap) == setting, label
+            assert f"env.vector={cfg.env.vector}" in label and ("overlap" in label) == cfg.train.overlap

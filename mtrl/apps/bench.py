@@ -348,8 +348,13 @@ def timed_run(preset: Path, steps: int, options: list[str], warmup: int = 200) -
     return dict(trainer.seconds)
 
 
-LOOPS = {"`env.vector=sync`": ["env.vector=sync"], "`env.vector=workers`": ["env.vector=workers"],
-         "`env.vector=workers train.overlap=true`": ["env.vector=workers", "train.overlap=true"]}
+# each loop set in full, whatever the preset sets: label -> (env.vector, train.overlap)
+LOOPS = {"`env.vector=sync`": ("sync", False), "`env.vector=workers`": ("workers", False),
+         "`env.vector=workers train.overlap=true`": ("workers", True)}
+
+
+def loop_options(vector: str, overlap: bool) -> list[str]:
+    return [f"env.vector={vector}", f"train.overlap={str(overlap).lower()}"]
 
 
 def end_to_end_section(steps: int, rounds: int = 2) -> list[str]:
@@ -358,14 +363,17 @@ def end_to_end_section(steps: int, rounds: int = 2) -> list[str]:
     with the update; runs interleaved, the median run of each shown; and the process's peak resident memory."""
     import resource
 
+    preset = PRESETS["cpu preset (2x256, batch 640)"]
+    cfg = load_config(preset)
     runs: dict[str, list[dict[str, float]]] = {loop: [] for loop in LOOPS}
     for _ in range(rounds):
-        for loop, options in LOOPS.items():
-            runs[loop].append(timed_run(PRESETS["cpu preset (2x256, batch 640)"], steps, options))
+        for loop, setting in LOOPS.items():
+            runs[loop].append(timed_run(preset, steps, loop_options(*setting)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = ["## Training loop end to end", "",
              f"CPU preset, {steps} steps per run (updates from step 200; one evaluation and one checkpoint, as the "
-             f"preset does every 3,000 and 10,000 steps), {rounds} runs of each loop interleaved; the run with the "
+             f"preset does every {cfg.train.eval_every:,} and {cfg.train.checkpoint_every:,} steps), {rounds} runs "
+             "of each loop interleaved; the run with the "
              "median total is shown:", "",
              "| loop | env stepping (waiting for it) | SAC update | everything else (acting, replay, logging, "
              "evaluation, checkpoint) | total | steps/s |", "|---|---|---|---|---|---|"]
