@@ -174,6 +174,17 @@ class MT10:
             success = np.maximum(success, _masked(info["final_info"], "success", self.num_tasks))
         return Step(obs, next_obs, reward.astype(np.float32), terminated, truncated, success.astype(np.float32))
 
+    def goal_sampler_state(self) -> list[tuple[str, dict]]:
+        """Each task's goal sampler: Meta-World's own checkpoint of its goals and random generators."""
+        return list(self.call("get_checkpoint"))
+
+    def restore_goal_sampler(self, state: list[tuple[str, dict]]) -> None:
+        """Go on drawing goals where `state` left off, so that a resumed run does not draw its goals from the seed
+        again. Call before the first reset. Under a fixed-goal protocol the seed alone sets each task's goal, and
+        the state is not needed."""
+        if not self.protocol.fixed_goals:
+            self.call("load_checkpoint", state)
+
     def set_terminate_on_success(self, on: bool) -> None:
         """End an episode at its first success (the official evaluation does, so success-at-any-step is
         success-at-the-last-step)."""

@@ -84,8 +84,9 @@ class Trainer:
         # update is asynchronous and its time lands wherever the host next waits), in evaluations, and in total
         self.seconds = {"env": 0.0, "update": 0.0, "evaluation": 0.0, "total": 0.0}
         self.earlier_seconds = 0.0  # the loop's wall clock in earlier processes of this run (before a resume)
+        goal_sampler = None
         if resume:
-            self._restore()
+            goal_sampler = self._restore()
             save_config(cfg, self.run_dir / "config.yaml")  # with the overrides given on resuming
         else:
             if overwrite and self.run_dir.exists():  # only now that everything else has been checked
@@ -96,6 +97,8 @@ class Trainer:
         # collector worker behind
         self.env = MT10(cfg.env.protocol, cfg.seed, cfg.env.reward_version, cfg.env.vector,
                         workers=cfg.env.workers)
+        if goal_sampler is not None:
+            self.env.restore_goal_sampler(goal_sampler)
         self.eval_envs: list[MT10] = []  # built at the first evaluation
         self.monitor = Monitor(self.run_dir, purge_step=self.step if resume else None)
 
@@ -110,12 +113,15 @@ class Trainer:
             "last_success": self.last_success,
             "reward_normaliser": self.reward_normaliser.state_dict() if self.reward_normaliser else None,
             "wall_seconds": self.wall_seconds(),
+            "goal_sampler": self.env.goal_sampler_state(),
         }
 
     def save(self) -> Path:
         return save_checkpoint(self.run_dir, self.step, self._state(), self.cfg.train.keep_checkpoints)
 
-    def _restore(self) -> None:
+    def _restore(self) -> list | None:
+        """Load the newest checkpoint into the agent, replay and generators; returns the training environments'
+        goal sampler state, for the environments built after it."""
         path, state = load_latest(self.run_dir)
         restore_into(self.agent.load_state_dict, state["agent"], path)
         if state["replay"] is not None:
@@ -141,6 +147,10 @@ class Trainer:
             self.reward_normaliser.end_episodes()
         self._forget_evaluations_after(self.step)
         print(f"resuming {self.run_dir} from {path.name} (step {self.step})")
+        if state.get("goal_sampler") is None and not PROTOCOLS[self.cfg.env.protocol].fixed_goals:
+            print(f"note: {path.name} holds no goal sampler state (an older checkpoint): the tasks draw their "
+                  "goals from the seed again")
+        return state.get("goal_sampler")
 
     def _forget_evaluations_after(self, step: int) -> None:
         """Evaluations logged after the checkpoint belong to the lost stretch of the run: drop them, so the

@@ -41,6 +41,26 @@ def test_official_protocol_draws_new_goals(official_env):
     assert not np.allclose(first[:, 36:39], second[:, 36:39])
 
 
+def test_a_restored_goal_sampler_goes_on_drawing_where_it_stopped():
+    """A resumed run's environments, built anew from the seed, draw the goals the saved ones would have drawn
+    next, not the seed's first goals again; also through the collector's worker processes."""
+    def goals(env: MT10, resets: int) -> np.ndarray:
+        return np.stack([env.reset()[:, 36:39] for _ in range(resets)])
+
+    saved = MT10("mt10", seed=3)
+    resumed = MT10("mt10", seed=3, vector="workers", workers=2)
+    try:
+        first = goals(saved, 2)
+        state = saved.goal_sampler_state()
+        expected = goals(saved, 3)
+        resumed.restore_goal_sampler(state)
+        np.testing.assert_array_equal(goals(resumed, 3), expected)
+        assert not np.allclose(expected[0], first[0])  # built from the seed alone, it would start from `first`
+    finally:
+        saved.close()
+        resumed.close()
+
+
 def test_worker_collector_steps_exactly_like_the_sync_vector_env():
     """Same seed, same actions: the project's 2-process collector and Gymnasium's sync vector env return the
     same transitions, across an episode end (autoreset), under fixed goals and with terminate-on-success."""

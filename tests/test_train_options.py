@@ -1,12 +1,15 @@
-"""Training-loop options on a real MT10 run of a few steps: updates per environment step, and reward
-normalisation statistics that survive a checkpoint, with the episodes in progress ended on resuming."""
+"""Training-loop options on a real MT10 run of a few steps: updates per environment step, reward normalisation
+statistics that survive a checkpoint, with the episodes in progress ended on resuming, and the official
+protocol's evaluation copies and goal sampling."""
 
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mtrl.checkpoint import load_latest
 from mtrl.config import load_config
+from mtrl.envs import MT10
 from mtrl.reward_scale import discounted_returns
 from mtrl.trainer import Trainer
 
@@ -41,7 +44,7 @@ def test_updates_per_step_and_reward_statistics_through_a_checkpoint(tmp_path):
     resumed.env.close()
 
 
-def test_evaluation_on_copies_of_the_benchmark(tmp_path):
+def test_official_protocol_evaluation_on_copies_and_goal_sampling_through_a_checkpoint(tmp_path):
     overrides = ["env.protocol=mt10", "env.eval_episodes=2", "env.eval_copies=2", "train.steps=10",
                  "train.warmup_steps=10", "train.eval_every=10"]
     trainer = Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", TINY + overrides), tmp_path / "run")
@@ -49,6 +52,16 @@ def test_evaluation_on_copies_of_the_benchmark(tmp_path):
     assert [env.protocol.name for env in trainer.eval_envs] == ["mt10", "mt10"]
     assert result.episodes == 2 and all(rate in (0, 0.5, 1) for rate in result.success.values())
     assert all(env.pool is None and env.envs.closed for env in trainer.eval_envs)  # closed with the run
+
+    # the resumed run's environments go on drawing goals where the run stopped, not from the seed again
+    saved = load_latest(tmp_path / "run")[1]["goal_sampler"]
+    resumed = Trainer(load_config(tmp_path / "run" / "config.yaml"), tmp_path / "run", resume=True)
+    fresh = MT10("mt10", seed=resumed.cfg.seed)
+    try:
+        assert resumed.env.goal_sampler_state() == saved != fresh.goal_sampler_state()
+    finally:
+        resumed.env.close()
+        fresh.close()
 
 
 def test_a_run_resumed_without_its_replay_buffer_fills_it_again_before_updating(tmp_path):
