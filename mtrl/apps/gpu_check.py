@@ -186,7 +186,7 @@ class CheckFigures:
 def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
             widths: tuple[int, ...], workers: int) -> CheckFigures:
     """Every figure of the check, measured on `device` at `preset` (see the module's docstring)."""
-    from mtrl.apps.bench import timed_updates, update_costs
+    from mtrl.apps.bench import loop_options, timed_updates, update_costs
 
     cfg = load_config(preset)
     method_costs = update_costs(preset, device, repeats, updates, EAGER)
@@ -202,7 +202,7 @@ def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats
     if _preset_options(cfg) != "none":
         preset_loop = f"the preset as configured ({_preset_options(cfg)})"
         modes[preset_loop] = []
-    fast_loop = [*EAGER, "env.vector=workers", "train.overlap=true", *fast_options]
+    fast_loop = [*EAGER, *loop_options("workers", overlap=True), *fast_options]
     if _preset_options(load_config(preset, fast_loop)) != _preset_options(cfg):
         modes["overlapped" + (f", {fast_name}" if fastest else "")] = fast_loop
     rates, per_step = loop_rates(preset, device, steps, rounds, workers, modes)
