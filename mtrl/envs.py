@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import gymnasium as gym
@@ -77,6 +77,14 @@ def _masked(info: dict, key: str, num_envs: int) -> np.ndarray:
     return np.where(info[f"_{key}"], info[key], 0)
 
 
+@lru_cache(maxsize=4)
+def _benchmark(seed: int) -> metaworld.MT10:
+    """Meta-World's MT10 benchmark of `seed`, built once per process: building it samples each task's 50 goals
+    by constructing the environments, about 10 seconds, and a run builds its training and evaluation
+    environments from the same one."""
+    return metaworld.MT10(seed=seed)
+
+
 def task_env_fns(protocol: Protocol, seed: int, reward_version: str = "v2", copy: int = 0, **render: Any,
                  ) -> list[Callable[[], gym.Env]]:
     """One constructor per MT10 task, in `TASK_NAMES` order: exactly the environments (seeding, goals,
@@ -84,7 +92,7 @@ def task_env_fns(protocol: Protocol, seed: int, reward_version: str = "v2", copy
 
     `copy` > 0 builds another copy of the same benchmark (the same 50 goals per task) whose environments are
     seeded apart from copy 0's, so that it draws its own sequence of goals from them."""
-    benchmark = metaworld.MT10(seed=seed)
+    benchmark = _benchmark(seed)
     env_seed = seed if copy == 0 else int(np.random.SeedSequence((seed, copy)).generate_state(1)[0])
     return [
         partial(metaworld._init_each_env, env_cls=env_cls,  # the pinned Meta-World's own constructor
