@@ -147,10 +147,11 @@ class Trainer:
             self.reward_normaliser.end_episodes()
         self._forget_evaluations_after(self.step)
         print(f"resuming {self.run_dir} from {path.name} (step {self.step})")
-        if state.get("goal_sampler") is None and not PROTOCOLS[self.cfg.env.protocol].fixed_goals:
+        goal_sampler = state.get("goal_sampler")
+        if goal_sampler is None and not PROTOCOLS[self.cfg.env.protocol].fixed_goals:
             print(f"note: {path.name} holds no goal sampler state (an older checkpoint): the tasks draw their "
                   "goals from the seed again")
-        return state.get("goal_sampler")
+        return goal_sampler
 
     def _forget_evaluations_after(self, step: int) -> None:
         """Evaluations logged after the checkpoint belong to the lost stretch of the run: drop them, so the
