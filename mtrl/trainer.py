@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from mtrl.results import evaluations_log, read_evaluations
 from mtrl.reward_scale import RewardNormaliser, scaled_batch
 from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
+from mtrl.signals import StopOnSignal
 
 
 def resident_mib() -> float:
@@ -189,7 +189,7 @@ class Trainer:
         """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early
         (then `self.interrupted` names it and a checkpoint of the last finished step has been written)."""
         try:
-            with _StopOnSignal() as stop:
+            with StopOnSignal() as stop:
                 result = self._loop(stop)
             if stop.signal is not None:
                 self.interrupted = stop.signal
@@ -230,7 +230,7 @@ class Trainer:
                 metrics = self.agent.update(self._sample())
         return metrics
 
-    def _loop(self, stop: "_StopOnSignal") -> EvalResult | None:
+    def _loop(self, stop: StopOnSignal) -> EvalResult | None:
         cfg, k = self.cfg.train, self.env.num_tasks
         obs = self.env.reset()
         episode_return, episode_success = np.zeros(k), np.zeros(k, dtype=bool)
@@ -296,23 +296,3 @@ class Trainer:
         bar.close()
         self.monitor.close()
         return self.last_result or self.evaluate()
-
-
-class _StopOnSignal:
-    """While active, SIGINT and SIGTERM only set `signal`; the loop finishes its step and stops cleanly."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        self.signal = signal.Signals(signum).name
-
-    def __enter__(self) -> "_StopOnSignal":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)

@@ -1,6 +1,6 @@
 """Sweeps through a local Ray instance: a grid of very short runs, one per method, killed part-way through
 and run again, must skip the finished run, resume the interrupted one from its checkpoint, and end with the
-results table and both figures."""
+results table and both figures; one stopped by a signal must checkpoint its running run and start no other."""
 
 from __future__ import annotations
 
@@ -127,6 +127,29 @@ def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
     third = _sweep(path)
     log, _ = third.communicate(timeout=120)
     assert third.returncode == 0 and f"{len(names)} already finished, 0 to run" in log
+
+
+def test_a_signalled_sweep_checkpoints_its_running_run_and_starts_no_other(tmp_path):
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path, seeds=[1], overrides=[*TINY, "train.steps=5000"])  # long: stopped part-way
+    sweep = _sweep(path, "--num-cpus", "1")
+    deadline = time.monotonic() + 240
+    while not list_checkpoints(out / "mtsac_s1"):
+        assert sweep.poll() is None, sweep.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "the first run wrote no checkpoint in time"
+        time.sleep(0.3)
+    os.kill(sweep.pid, signal.SIGINT)  # the driver alone, as `kill -INT` would
+    log, _ = sweep.communicate(timeout=120)
+
+    assert sweep.returncode != 0 and "sweep stopped by SIGINT; run the same command to resume it" in log, log[-3000:]
+    last = list_checkpoints(out / "mtsac_s1")[-1]
+    assert "mtsac_s1: stopped, checkpoint " + last.name in log
+    stopped_at = int(last.stem.split("_")[-1])
+    assert 100 <= stopped_at < 5000
+    # the trainer's own clean stop, its checkpoint of the step it stopped at
+    assert f"SIGINT: stopped after step {stopped_at}" in (out / "mtsac_s1" / "train.log").read_text()
+    assert not (out / "ntkmtl_sr_s1").exists()  # the queued run never started
+    assert "FAILED" not in log
 
 
 @pytest.mark.parametrize("sweep_file", sorted((ROOT / "configs/sweeps").glob("*.yaml")), ids=lambda p: p.name)

@@ -5,7 +5,8 @@
 
 Every run gets its own directory `<out>/<method>_s<seed>[_<variant>][_<key>=<value>...]`, so the sweep can be run again at
 any time: finished runs are skipped, runs with a checkpoint are resumed from it (also when Ray retries a task
-whose worker died), the rest start. When all are done, the table, learning curves and heatmap of
+whose worker died), the rest start. SIGINT or SIGTERM stops it cleanly: each running run writes a checkpoint
+and stops, and the queued ones wait for the next time. When all are done, the table, learning curves and heatmap of
 `mtrl.results` are written to `<out>`. Ray is an optional extra: `pip install -e ".[sweep]"`.
 """
 
@@ -27,6 +28,7 @@ from mtrl.cli import ArgumentParser
 from mtrl.config import load_config
 from mtrl.errors import ConfigError, RunError
 from mtrl.results import read_evaluations
+from mtrl.signals import StopOnSignal
 
 SWEEP_KEYS = {"config", "methods", "seeds", "grid", "variants", "overrides", "resources", "out"}
 
@@ -145,46 +147,80 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
     with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         trainer = Trainer(cfg, run_dir, resume=state == "resumable")
         result = trainer.train()
+        if result is None:
+            print(f"{trainer.interrupted}: stopped after step {trainer.step} and wrote a checkpoint")
     if result is None:
         raise RunError(f"run {spec.name} was stopped by {trainer.interrupted} at step {trainer.step}")
     return {"name": spec.name, "state": "resumed" if state == "resumable" else "trained",
             "success_mean": result.success_mean}
 
 
-def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries: int) -> list[str]:
-    """Run every unfinished run of the sweep on Ray; print progress; return the names of failed runs."""
+@dataclass
+class LaunchOutcome:
+    """What `launch` ended with: the runs that failed, and the signal that stopped the sweep (None if it ran out)."""
+
+    failed: list[str] = field(default_factory=list)
+    stopped_by: str | None = None
+
+
+def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries: int) -> LaunchOutcome:
+    """Run every unfinished run of the sweep on Ray and print progress. On SIGINT or SIGTERM the queued runs
+    are dropped and each running one is cancelled: Ray raises the cancel as SIGINT in the run's process, so
+    the trainer writes a checkpoint of its last finished step and stops, and the sweep resumes it next time."""
     import ray
 
     specs = sweep.runs()
     todo = [s for s in specs if run_state(sweep.out / s.name, run_config(sweep, s).train.steps) != "finished"]
     print(f"sweep: {len(specs)} runs, {len(specs) - len(todo)} already finished, {len(todo)} to run -> {sweep.out}")
+    outcome = LaunchOutcome()
     if not todo:
-        return []
+        return outcome
     ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus))
     remote = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus, max_retries=max_retries)(train_run)
     pending = {remote.remote(sweep, spec): spec for spec in todo}
-    done, failed = [], []
+    done: list[str] = []
     started = last_report = time.monotonic()
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=60)
-        for ref in ready:
-            spec = pending.pop(ref)
-            try:
-                outcome = ray.get(ref)
-                done.append(spec.name)
-                print(f"  {spec.name}: {outcome['state']}, final success {outcome.get('success_mean', float('nan')):.2f}")
-            except Exception as error:  # a run that raised, or whose worker died more than max_retries times
-                failed.append(spec.name)
-                print(f"  {spec.name}: FAILED ({str(error).strip().splitlines()[-1]}); see {sweep.out / spec.name}/train.log")
-        if ready or time.monotonic() - last_report > 600:  # on every change, else every 10 minutes
-            running = min(len(pending), capacity)
-            print(f"[{(time.monotonic() - started) / 60:5.1f} min] done {len(done)}, running {running}, "
-                  f"queued {len(pending) - running}, failed {len(failed)}", flush=True)
-            last_report = time.monotonic()
+    with StopOnSignal() as stop:
+        while pending:
+            if stop.signal is not None and outcome.stopped_by is None:
+                outcome.stopped_by = stop.signal
+                print(f"sweep: {stop.signal}: each running run writes a checkpoint and stops; queued runs do not "
+                      f"start (a second signal ends the sweep at once)", flush=True)
+                stop.release()
+                for ref in pending:
+                    ray.cancel(ref)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2)  # short: the signal is seen between waits
+            for ref in ready:
+                spec = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                    done.append(spec.name)
+                    print(f"  {spec.name}: {result['state']}, final success "
+                          f"{result.get('success_mean', float('nan')):.2f}")
+                except Exception as error:  # a run that raised, was cancelled, or whose worker died too often
+                    if outcome.stopped_by is None:
+                        outcome.failed.append(spec.name)
+                        print(f"  {spec.name}: FAILED ({str(error).strip().splitlines()[-1]}); "
+                              f"see {sweep.out / spec.name}/train.log")
+                    else:
+                        print(f"  {spec.name}: {stopped_run_state(sweep.out / spec.name)}")
+            if ready or time.monotonic() - last_report > 600:  # on every change, else every 10 minutes
+                running = 0 if outcome.stopped_by else min(len(pending), capacity)
+                print(f"[{(time.monotonic() - started) / 60:5.1f} min] done {len(done)}, running {running}, "
+                      f"queued {len(pending) - running}, failed {len(outcome.failed)}", flush=True)
+                last_report = time.monotonic()
     ray.shutdown()
-    return failed
+    return outcome
+
+
+def stopped_run_state(run_dir: Path) -> str:
+    """How a run cancelled by a stopping sweep was left, from its newest checkpoint."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return "stopped before its first checkpoint (it starts again next time)"
+    return f"stopped, checkpoint {checkpoints[-1].name} (resumed from it next time)"
 
 
 def parse_args() -> argparse.Namespace:
@@ -207,10 +243,13 @@ def main() -> None:
     except ImportError:
         raise ConfigError("sweeps need Ray: pip install -e \".[sweep]\"") from None
     sweep.out.mkdir(parents=True, exist_ok=True)
-    failed = launch(sweep, args.address, args.num_cpus, args.max_retries)
+    outcome = launch(sweep, args.address, args.num_cpus, args.max_retries)
+    if outcome.stopped_by is not None:
+        raise SystemExit(f"sweep stopped by {outcome.stopped_by}; run the same command to resume it")
     from mtrl.results import write_report
 
-    written = write_report([sweep.out / s.name for s in sweep.runs() if s.name not in failed], sweep.out)
+    written = write_report([sweep.out / s.name for s in sweep.runs() if s.name not in outcome.failed], sweep.out)
     print("wrote " + ", ".join(str(p) for p in written))
-    if failed:
-        raise SystemExit(f"error: {len(failed)} run(s) failed: {', '.join(failed)}; run the sweep again to resume them")
+    if outcome.failed:
+        raise SystemExit(f"error: {len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; "
+                         f"run the sweep again to resume them")
