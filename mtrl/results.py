@@ -64,6 +64,7 @@ class Run:
     task_curve: np.ndarray  # [E, tasks] each task's success at each evaluation
     wall_seconds: float | None = None  # the training loop's wall clock up to the final evaluation, if logged
     recent_task_success: dict[str, float] | None = None  # per task, the mean of the last evaluations
+    code: tuple[str, ...] = ()  # the commits its evaluations were logged on (several if resumed on newer code)
 
     @property
     def curve(self) -> np.ndarray:
@@ -103,7 +104,8 @@ def load_run(run_dir: Path) -> Run:
     task_curve = np.array([[r["success"][t] for t in last["success"]] for r in records])
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
                np.array([r["step"] for r in records]), task_curve, last.get("wall_seconds"),
-               {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]})
+               {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]},
+               tuple(dict.fromkeys(r.get("code", "not recorded") for r in records)))
 
 
 def _merge_network_keys(runs: list[Run]) -> list[dict]:
@@ -188,6 +190,10 @@ class Row:
         seconds = [r.wall_seconds for r in self.runs if r.wall_seconds is not None]
         return float(np.mean(seconds)) / 60 if len(seconds) == len(self.runs) else float("nan")
 
+    def code(self) -> list[str]:
+        """The commits the row's evaluations were logged on, in order of first appearance."""
+        return list(dict.fromkeys(version for run in self.runs for version in run.code))
+
     def task_success(self, task: str) -> tuple[float, float]:
         return mean_and_se([r.success[task] for r in self.runs])
 
@@ -257,6 +263,8 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
               "| task | " + " | ".join(r.label for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(_fmt(*r.task_success(task)) for r in rows) + " |")
+    lines += ["", "Code (the commits each row's evaluations were logged on): "
+              + "; ".join(f"{row.label}: {', '.join(row.code())}" for row in rows) + "."]
     lines += ["", "Success is the final evaluation's mean over tasks; the column beside it averages each run's last "
               f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
               "sqrt(seeds). IQM: the interquartile mean of every run's per-task scores (each the mean of its last "
@@ -282,6 +290,7 @@ def to_json(rows: list[Row]) -> str:
             "seeds": [r.seed for r in row.runs], "success_mean": number(mean), "success_se": number(se),
             "recent_success_mean": number(row.recent_success()[0]), "recent_success_se": number(row.recent_success()[1]),
             "minutes_per_run": number(row.minutes()),
+            "code": row.code(),
             "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
             "runs": [{"path": str(r.path), "seed": r.seed, "success_mean": float(np.mean(list(r.success.values())))}
                      for r in row.runs],

@@ -28,6 +28,7 @@ from mtrl.envs import ACTION_DIM, MT10, NUM_TASKS, PROTOCOLS, STATE_DIM, benchma
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
+from mtrl.provenance import code_version
 from mtrl.replay import CUTS_PER_SPAN, Batch, MultiTaskReplay
 from mtrl.results import evaluations_log, read_evaluations
 from mtrl.reward_scale import RewardNormaliser, scaled_batch
@@ -183,7 +184,8 @@ class Trainer:
         with open(evaluations_log(self.run_dir), "a") as f:
             f.write(json.dumps({"step": self.step, "success": result.success,
                                 "mean_return": result.mean_return, "episodes": result.episodes,
-                                "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1)}) + "\n")
+                                "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1),
+                                "code": code_version()}) + "\n")
 
     def train(self) -> EvalResult | None:
         """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early

@@ -18,16 +18,19 @@ from mtrl.results import find_runs, group, load_run, mean_and_se, to_json, to_ma
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_run(directory: Path, method: str, seed: int, final: list[float], *overrides: str) -> Path:
-    """A run directory with a config and three logged evaluations whose last one has per-task `final`."""
+def fake_run(directory: Path, method: str, seed: int, final: list[float], *overrides: str,
+             code: tuple[str | None, ...] = (None, None, None)) -> Path:
+    """A run directory with a config and three logged evaluations whose last one has per-task `final`, each
+    logged on the commit in `code` (None: a record from before evaluations named their code)."""
     directory.mkdir(parents=True)
     save_config(load_config(ROOT / "configs/mt10_cpu.yaml", list(overrides), method=method, seed=seed),
                 directory / "config.yaml")
     with open(directory / "evaluations.jsonl", "w") as log:
-        for step, scale in ((1000, 0.0), (2000, 0.5), (3000, 1.0)):
+        for (step, scale), version in zip(((1000, 0.0), (2000, 0.5), (3000, 1.0)), code):
             success = {t: scale * v for t, v in zip(TASK_NAMES, final)}
-            log.write(json.dumps({"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
-                                  "episodes": 1, "protocol": "mt10-fixed", "wall_seconds": step / 10}) + "\n")
+            record = {"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
+                      "episodes": 1, "protocol": "mt10-fixed", "wall_seconds": step / 10}
+            log.write(json.dumps(record if version is None else {**record, "code": version}) + "\n")
     return directory
 
 
@@ -78,6 +81,16 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     steps, middle, low, high = rows[0].iqm_curve(reps=200)
     assert steps.tolist() == [1000, 2000, 3000] and middle == pytest.approx([0.0, 7.3 / 32, 7.3 / 16])
     assert (low <= middle).all() and (middle <= high).all() and high[0] == 0.0 and low[-1] < middle[-1]
+
+
+def test_rows_name_the_commits_their_evaluations_were_logged_on(tmp_path):
+    fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [0.5] * 10, code=("aaaaaaa", "aaaaaaa", "bbbbbbb"))  # resumed
+    fake_run(tmp_path / "mtsac_s2", "mtsac", 2, [0.5] * 10, code=("bbbbbbb",) * 3)
+    fake_run(tmp_path / "ntkmtl_sr_s1", "ntkmtl_sr", 1, [0.5] * 10)
+    rows = group([load_run(p) for p in find_runs([tmp_path])])
+    assert [row.code() for row in rows] == [["aaaaaaa", "bbbbbbb"], ["not recorded"]]
+    assert json.loads(to_json(rows))["rows"][0]["code"] == ["aaaaaaa", "bbbbbbb"]
+    assert "mtsac: aaaaaaa, bbbbbbb; ntkmtl_sr: not recorded." in to_markdown(rows)
 
 
 def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):

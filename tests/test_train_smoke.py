@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mtrl.provenance import code_version
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--device", "cpu", "train.steps=200", "train.warmup_steps=100", "train.eval_every=200",
         "train.checkpoint_every=100", "train.log_every=50", "train.buffer_capacity=5000", "sac.batch_size=40",
@@ -34,6 +36,8 @@ def test_train_then_evaluate(tmp_path):
                 "train/nonfinite_updates", "combiner/critic/weight/reach-v3"):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
     assert [e.step for e in events.Scalars("eval/success_mean")] == [200]
+    records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["code"]) for r in records] == [(200, code_version())]  # the code it was measured on
 
     evaluate = subprocess.run([sys.executable, "evaluate.py", str(run_dir), "--device", "cpu"], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)

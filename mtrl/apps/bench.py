@@ -45,6 +45,7 @@ from mtrl.cli import ArgumentParser
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
+from mtrl.provenance import code_version
 from mtrl.replay import Batch, MultiTaskReplay
 from mtrl.sac import MTSAC
 from mtrl.trainer import run_replay
@@ -495,7 +496,7 @@ def main() -> None:
     command = " ".join(["python -m mtrl.bench", *sys.argv[1:]])
     provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
                   f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "
-                  f"{torch.__version__}, Python {platform.python_version()}.")
+                  f"{torch.__version__}, Python {platform.python_version()}, code of commit {code_version()}.")
     builders = {"update": lambda: update_section(device, args.repeats, args.updates),
                 "collection": lambda: collection_section(args.env_steps),
                 "end-to-end": lambda: end_to_end_section(args.loop_steps, args.loop_rounds),

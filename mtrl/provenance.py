@@ -1,0 +1,24 @@
+"""Which code produced a number: the git commit of this checkout, so that every benchmark section and every
+logged evaluation names the code it measured."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The short commit of the checkout this package runs from, `+changes` appended where tracked files differ
+    from it; 'unknown' where it is not a git checkout (an installed copy) or git is missing."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=CHECKOUT, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}+changes" if changed else commit

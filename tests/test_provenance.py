@@ -1,0 +1,42 @@
+"""The code version that benchmarks and evaluation records carry: a checkout's short commit, marked where its
+tracked files were changed, and 'unknown' outside a git checkout."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mtrl import provenance
+
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=directory, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(provenance, "CHECKOUT", tmp_path)
+    provenance.code_version.cache_clear()
+    yield tmp_path
+    provenance.code_version.cache_clear()
+
+
+def test_a_clean_checkout_is_its_commit_and_a_changed_one_says_so(checkout):
+    _git(checkout, "init", "-q")
+    (checkout / "module.py").write_text("x = 1\n")
+    (checkout / "untracked.txt").write_text("not part of the code\n")
+    _git(checkout, "add", "module.py")
+    _git(checkout, "commit", "-q", "-m", "first")
+    commit = _git(checkout, "rev-parse", "--short", "HEAD")
+    assert provenance.code_version() == commit  # untracked files do not count
+
+    (checkout / "module.py").write_text("x = 2\n")
+    provenance.code_version.cache_clear()
+    assert provenance.code_version() == f"{commit}+changes"
+
+
+def test_outside_a_checkout_the_version_is_unknown(checkout):
+    assert provenance.code_version() == "unknown"
