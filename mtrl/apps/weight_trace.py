@@ -14,6 +14,7 @@ It measures what the options do to the weights, not what they do to learning (a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def weight_traces(state: dict, method: str, setting: str, updates: int, seed: in
     # checkpoint's run used), then the setting's
     cfg = with_overrides(from_dict(state["config"]), ["device=cpu", "sac.compile=false", "sac.cuda_graph=false"],
                          method=method)
-    setattr(cfg.methods, method, type(cfg.method_options())())
+    cfg = dataclasses.replace(cfg, methods=dataclasses.replace(cfg.methods, **{method: type(cfg.method_options())()}))
     cfg = with_overrides(cfg, [f"methods.{method}.{option.strip()}" for option in setting.split(",") if option.strip()])
     device = torch.device("cpu")
     agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, ACTION_DIM, NUM_TASKS, device)
