@@ -276,19 +276,26 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(rows: list[Row]) -> str:
+def to_json(rows: list[Row], reference: str = "mtsac") -> str:
     def number(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 6)
 
+    def interval(value: float, low: float, high: float) -> dict[str, float | None]:
+        return {"value": number(value), "low": number(low), "high": number(high)}
+
+    base = find_reference(rows, reference)
     data = []
     for row in rows:
         mean, se = row.success()
         published = PUBLISHED_V1.get(row.published_key)
+        improvement = row.improvement_over(base) if base is not None and row is not base else None
         data.append({
             "label": row.label, "method": row.method, "protocol": row.runs[0].protocol,
             "steps": sorted({r.steps for r in row.runs}), "episodes": row.runs[0].episodes,
             "seeds": [r.seed for r in row.runs], "success_mean": number(mean), "success_se": number(se),
             "recent_success_mean": number(row.recent_success()[0]), "recent_success_se": number(row.recent_success()[1]),
+            "iqm": interval(*row.iqm()),
+            "improvement_over": None if improvement is None else {"reference": reference, **interval(*improvement)},
             "minutes_per_run": number(row.minutes()),
             "code": row.code(),
             "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
@@ -320,7 +327,7 @@ def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
     paths[0].write_text(to_markdown(rows, reference or "mtsac"))
-    paths[1].write_text(to_json(rows))
+    paths[1].write_text(to_json(rows, reference or "mtsac"))
     plot_method_curves(rows, paths[2])
     plot_heatmap(rows, paths[3])
     return paths

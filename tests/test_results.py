@@ -62,6 +62,9 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert data["ntkmtl_sr"]["per_task"]["reach-v3"] == {"mean": 1.0, "se": 0.0}
     assert data["mtsac"]["published_v1"] == {"name": "multi-head SAC", "mean": 0.61, "se": 0.04}  # heads
     assert data["ntkmtl_sr"]["published_v1"] is None
+    # the table's statistics, also in the JSON: IQM 0.228 (below), P(better) of ntkmtl_sr 0.1 exactly
+    assert data["mtsac"]["iqm"]["value"] == pytest.approx(0.228, abs=0.005) and data["mtsac"]["improvement_over"] is None
+    assert data["ntkmtl_sr"]["improvement_over"] == {"reference": "mtsac", "value": 0.1, "low": 0.1, "high": 0.1}
     table = to_markdown(rows)
     # the mean of the last three evaluations is half the final one here (0, 0.5 and 1 times it); 300 s per run
     # IQM of the task scores 0.1, 0.2 and 0.45 (each seed's mean of its last three evaluations, ten tasks
