@@ -16,7 +16,7 @@ from mtrl.combiners.nashmtl import NashMTL, NashMTLOptions
 from mtrl.combiners.ntkmtl import NTKMTL, NTKMTLOptions, ntk_weights, smoothed_lambdas
 from mtrl.combiners.ntkmtl_sr import NTKMTLSR, NTKMTLSROptions
 from mtrl.combiners.pcgrad import PCGrad
-from mtrl.combiners.solvers import normalised_gram
+from mtrl.combiners.solvers import alpha_fair_weights, cagrad_dual, normalised_gram
 from mtrl.mtl_backward import multitask_backward, task_gradient_matrix
 from mtrl.nets import MultiTaskMLP
 
@@ -483,6 +483,26 @@ def test_cagrad_direction_matches_an_exact_solve(c):
         exact = g0 + c * g0.norm() / g_w.norm() * g_w
         weights, _ = CAGrad(len(a), CAGradOptions(c=c)).weigh(g @ g.T)  # a cold solve: 50 steps
         assert cosine(weights @ g, exact) >= 0.999, seed
+
+
+def test_the_solvers_device_code_matches_their_numpy_code():
+    """On the CPU the solvers run in NumPy; on a GPU the same steps run in torch. Forced onto the CPU, the torch
+    code gives the same solutions: the Newton solver's to rounding, CAGrad's dual to nearly the same objective value
+    and direction (a near-tie between two tasks may send the two codes' pairwise steps different ways)."""
+    for seed in range(20):
+        g = ill_conditioned(seed)
+        for alpha in (1.0, 2.0):
+            (w_np, v_np), (w_torch, v_torch) = (alpha_fair_weights(g @ g.T, alpha, 20, backend=backend)
+                                                for backend in ("numpy", "torch"))
+            torch.testing.assert_close(w_np, w_torch, rtol=1e-9, atol=0)
+            torch.testing.assert_close(v_np, v_torch, rtol=1e-9, atol=0)
+        gram, _ = normalised_gram(g @ g.T)
+        uniform = torch.full((len(g),), 1 / len(g), dtype=gram.dtype)
+        w_np, w_torch = (cagrad_dual(gram, 0.9, 50, uniform, backend=backend) for backend in ("numpy", "torch"))
+        assert w_np.dtype == w_torch.dtype == gram.dtype
+        f_np, f_torch = (cagrad_objective(w, gram, 0.9).item() for w in (w_np, w_torch))
+        assert f_np == pytest.approx(f_torch, rel=1e-4), seed
+        assert cosine(w_np.double() @ g, w_torch.double() @ g) >= 0.9999, seed
 
 
 @pytest.mark.parametrize("method, alpha", [(NashMTL, 1.0), (FairGrad, 2.0), (FairGrad, 0.5)])
