@@ -148,7 +148,7 @@ def test_a_signalled_sweep_checkpoints_its_running_run_and_starts_no_other(tmp_p
     assert 100 <= stopped_at < 5000
     # the trainer's own clean stop, its checkpoint of the step it stopped at
     assert f"SIGINT: stopped after step {stopped_at}" in (out / "mtsac_s1" / "train.log").read_text()
-    assert not (out / "ntkmtl_sr_s1").exists()  # the queued run never started
+    assert not (out / "ntkmtl_sr_s1").exists() and "1 queued run(s) not started" in log  # never started
     assert "FAILED" not in log
 
 

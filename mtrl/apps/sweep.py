@@ -179,8 +179,10 @@ def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries:
              log_to_driver=False, configure_logging=False)
     capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus))
     remote = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus, max_retries=max_retries)(train_run)
+    launched = time.time()
     pending = {remote.remote(sweep, spec): spec for spec in todo}
     done: list[str] = []
+    cancelled: list[RunSpec] = []
     started = last_report = time.monotonic()
     with StopOnSignal() as stop:
         while pending:
@@ -200,27 +202,33 @@ def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries:
                     print(f"  {spec.name}: {result['state']}, final success "
                           f"{result.get('success_mean', float('nan')):.2f}")
                 except Exception as error:  # a run that raised, was cancelled, or whose worker died too often
-                    if outcome.stopped_by is None:
-                        outcome.failed.append(spec.name)
-                        print(f"  {spec.name}: FAILED ({str(error).strip().splitlines()[-1]}); "
-                              f"see {sweep.out / spec.name}/train.log")
-                    else:
-                        print(f"  {spec.name}: {stopped_run_state(sweep.out / spec.name)}")
-            if ready or time.monotonic() - last_report > 600:  # on every change, else every 10 minutes
-                running = 0 if outcome.stopped_by else min(len(pending), capacity)
+                    if outcome.stopped_by is not None:
+                        cancelled.append(spec)
+                        continue
+                    outcome.failed.append(spec.name)
+                    print(f"  {spec.name}: FAILED ({str(error).strip().splitlines()[-1]}); "
+                          f"see {sweep.out / spec.name}/train.log")
+            # progress on every change, else every 10 minutes, until a stop
+            if outcome.stopped_by is None and (ready or time.monotonic() - last_report > 600):
+                running = min(len(pending), capacity)
                 print(f"[{(time.monotonic() - started) / 60:5.1f} min] done {len(done)}, running {running}, "
                       f"queued {len(pending) - running}, failed {len(outcome.failed)}", flush=True)
                 last_report = time.monotonic()
     ray.shutdown()
+    if outcome.stopped_by is not None:
+        report_stopped_runs([sweep.out / spec.name for spec in cancelled], launched)
     return outcome
 
 
-def stopped_run_state(run_dir: Path) -> str:
-    """How a run cancelled by a stopping sweep was left, from its newest checkpoint."""
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints:
-        return "stopped before its first checkpoint (it starts again next time)"
-    return f"stopped, checkpoint {checkpoints[-1].name} (resumed from it next time)"
+def report_stopped_runs(run_dirs: list[Path], launched: float) -> None:
+    """Print how the runs cancelled by a stopping sweep were left: those that ran in this launch (their log
+    was written since `launched`) with their newest checkpoint, and how many queued runs never started."""
+    ran = [d for d in run_dirs if (d / "train.log").is_file() and (d / "train.log").stat().st_mtime >= launched]
+    for run_dir in ran:
+        checkpoints = list_checkpoints(run_dir)
+        print(f"  {run_dir.name}: stopped, " + (f"checkpoint {checkpoints[-1].name} (resumed from it next time)"
+                                                 if checkpoints else "before its first checkpoint (starts again)"))
+    print(f"  {len(run_dirs) - len(ran)} queued run(s) not started")
 
 
 def parse_args() -> argparse.Namespace:
