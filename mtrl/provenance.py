@@ -12,13 +12,14 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """The short commit of the checkout this package runs from, `+changes` appended where tracked files differ
-    from it; 'unknown' where it is not a git checkout (an installed copy) or git is missing."""
+    """The short commit of the checkout this package runs from, `+changes` appended where tracked files other
+    than the documentation (Markdown files, `docs/`, which benchmarks and runs write into) differ from it; 'unknown' where it is not a git checkout (an installed copy) or git is missing."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=CHECKOUT, check=True,
                                 capture_output=True, text=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT,
-                                 check=True, capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)*.md", ":(exclude)docs"],  # what the benchmarks and runs write
+                                 cwd=CHECKOUT, check=True, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}+changes" if changed else commit

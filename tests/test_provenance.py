@@ -32,6 +32,13 @@ def test_a_clean_checkout_is_its_commit_and_a_changed_one_says_so(checkout):
     _git(checkout, "commit", "-q", "-m", "first")
     commit = _git(checkout, "rev-parse", "--short", "HEAD")
     assert provenance.code_version() == commit  # untracked files do not count
+    (checkout / "notes.md").write_text("written by a benchmark\n")
+    _git(checkout, "add", "notes.md")
+    _git(checkout, "commit", "-q", "-m", "notes")
+    commit = _git(checkout, "rev-parse", "--short", "HEAD")
+    (checkout / "notes.md").write_text("rewritten by the next benchmark\n")
+    provenance.code_version.cache_clear()
+    assert provenance.code_version() == commit  # nor does the documentation
 
     (checkout / "module.py").write_text("x = 2\n")
     provenance.code_version.cache_clear()
