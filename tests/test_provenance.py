@@ -45,5 +45,11 @@ def test_a_clean_checkout_is_its_commit_and_a_changed_one_says_so(checkout):
     assert provenance.code_version() == f"{commit}+changes"
 
 
-def test_outside_a_checkout_the_version_is_unknown(checkout):
+def test_outside_a_checkout_the_version_is_unknown(checkout, monkeypatch):
+    monkeypatch.delenv("MTRL_CODE_VERSION", raising=False)
     assert provenance.code_version() == "unknown"
+
+
+def test_outside_a_checkout_the_environment_can_name_the_code(checkout, monkeypatch):
+    monkeypatch.setenv("MTRL_CODE_VERSION", "abc1234")
+    assert provenance.code_version() == "abc1234"
