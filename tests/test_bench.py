@@ -1,7 +1,9 @@
 """The benchmark's option timing runs on a small sweep file and reports per-step costs."""
 
+import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -82,3 +84,50 @@ def test_the_end_to_end_loops_are_what_their_labels_say_whatever_the_preset_sets
             cfg = load_config(preset, loop_options(*setting))
             assert (cfg.env.vector, cfg.train.overlap) == setting, label
             assert f"env.vector={cfg.env.vector}" in label and ("overlap" in label) == cfg.train.overlap
+
+
+def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_path, monkeypatch):
+    """A check stopped part-way by a time limit resumes from its figures file: what is stored is not measured again,
+    and each new figure is written to the file as soon as it is measured."""
+    from mtrl.apps import gpu_check
+
+    preset = tmp_path / "configs" / "preset.yaml"
+    preset.parent.mkdir()
+    preset.write_text((ROOT / "configs/mt10_cpu.yaml").read_text())
+    cpu = torch.device("cpu")
+    setup = {"preset": "configs/preset.yaml", "device": "cpu", "steps": 200, "rounds": 1, "repeats": 1,
+             "updates": 1, "widths": [32], "workers": gpu_check.collector_workers()}
+    figures = tmp_path / "figures.json"
+    figures.write_text(json.dumps({  # what a first check measured before its limit stopped it
+        "setup": setup, "method_costs": {"mtsac": 0.010, "famo": 0.013},
+        "option_costs": {"sac.compile": [0.010, 0.020]}, "critic_costs": {"preset": 0.010, "wide": 0.030},
+        "evaluation_rounds": {"1": 2.0}}))
+
+    def measured_again(*args, **kwargs):
+        raise AssertionError("a stored figure was measured again")
+
+    for name in ("update_option_costs", "evaluation_round_seconds", "width_configs"):
+        monkeypatch.setattr(gpu_check, name, measured_again)
+    monkeypatch.setattr("mtrl.apps.bench.update_costs", measured_again)
+    looped = []
+
+    def loop_rate(preset, device, steps, rounds, workers, options):
+        if len(looped) == 1:
+            raise KeyboardInterrupt  # the time limit, during the second loop
+        looped.append(options)
+        return {"rate": 50.0, "per_step": {"env": 0.005, "update": 0.01, "evaluation": 0.0, "total": 0.02,
+                                           "loop": 0.02}}
+
+    monkeypatch.setattr(gpu_check, "loop_rate", loop_rate)
+    with pytest.raises(KeyboardInterrupt):
+        gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures)
+    assert "loop: sequential" in json.loads(figures.read_text())  # kept although the check was stopped after it
+
+    looped.append("the stop has passed")
+    text = "\n".join(gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures))
+    assert len(looped) == 3  # the sequential loop was not run again, the overlapped one was
+    assert "| `famo` | 13.00 | 1.30x |" in text and "| wide | 30.00 | 3.00x | no |" in text
+    assert "| 1 (`env.eval_copies=1`, 2 workers each) | 2.0 |" in text
+
+    with pytest.raises(gpu_check.FiguresOfAnotherSetup, match="another setup"):
+        gpu_check.gpu_check_section(preset, cpu, 400, 1, 1, 1, (32,), figures)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtrl.apps.gpu_check import WIDTHS, gpu_check_section
+from mtrl.apps.gpu_check import WIDTHS, FiguresOfAnotherSetup, gpu_check_section
 from mtrl.apps.instruction_count import instructions_section
 from mtrl.cli import ArgumentParser
 from mtrl.combiners import COMBINERS
@@ -477,6 +477,9 @@ def main() -> None:
                              "configs/mt10_cpu.yaml on a CPU)")
     parser.add_argument("--check-widths", type=int, nargs="+", help="wider critics the GPU check times (default: "
                                                                     "768 1024 on a GPU, 512 on a CPU)")
+    parser.add_argument("--check-figures", type=Path, metavar="JSON",
+                        help="keep the GPU check's figures in this file as they are measured; a check stopped "
+                             "part-way, run again with the same file, measures only what is missing")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:
@@ -511,10 +514,13 @@ def main() -> None:
                     (args.check_preset or ROOT / ("configs/mt10_gpu.yaml" if device.type == "cuda"
                                                   else "configs/mt10_cpu.yaml")).resolve(), device,
                     args.check_steps, args.check_rounds, args.repeats, args.updates,
-                    tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,))))}
+                    tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,))), args.check_figures)}
     existing = _read_sections(args.out)
     for section in sections:
-        heading, *body = builders[section]()
+        try:
+            heading, *body = builders[section]()
+        except FiguresOfAnotherSetup as error:
+            parser.error(str(error))
         existing[heading] = [heading, "", provenance, "", *body[1:]]
     args.out.write_text(render_benchmarks(existing))
     print(f"wrote {args.out}")

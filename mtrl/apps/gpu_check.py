@@ -18,9 +18,11 @@ It measures, on the device it is given:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,31 +57,51 @@ def short_run_steps(steps: int) -> int:
     return 100 + (steps - 100) // 4
 
 
-def loop_rates(preset: Path, device: torch.device, steps: int, rounds: int, workers: int,
-               modes: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Training steps per second of each loop mode (name: its options) in steady state, and the seconds per
-    step of each part of the loop. Each mode runs once short and `rounds` times in full, interleaved; the
-    short run's seconds are taken from the median full run's, so that what every run pays once (compiling
-    the update, recording its graphs, starting the workers) drops out, and evaluation is left out. A first
-    short run of each compiled mode, not counted, fills the compiler's caches, so that every counted run finds them
-    as warm."""
+def loop_rate(preset: Path, device: torch.device, steps: int, rounds: int, workers: int, options: list[str],
+              ) -> dict:
+    """Training steps per second of one loop mode (the preset with `options`) in steady state, and the seconds
+    per step of each part of the loop. The mode runs once short and `rounds` times in full; the short run's
+    seconds are taken from the median full run's, so that what every run pays once (compiling the update,
+    recording its graphs, starting the workers) drops out, and evaluation is left out. A first short run of a
+    compiled mode, not counted, fills the compiler's caches, so that every counted run finds them as warm."""
     short = short_run_steps(steps)
-    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-    for options in modes.values():
-        compiled = load_config(preset, options).sac
-        if compiled.compile or compiled.cuda_graph:
-            timed_loop(preset, device, short, workers, options)
-    once = {mode: timed_loop(preset, device, short, workers, options) for mode, options in modes.items()}
-    for _ in range(rounds):
-        for mode, mode_runs in runs.items():
-            mode_runs.append(timed_loop(preset, device, steps, workers, modes[mode]))
-    rates, per_step = {}, {}
-    for mode, mode_runs in runs.items():
-        median = sorted(mode_runs, key=lambda seconds: seconds["total"])[len(mode_runs) // 2]
-        extra = {key: (median[key] - once[mode][key]) / (steps - short) for key in median}
-        extra["loop"] = extra["total"] - extra["evaluation"]
-        rates[mode], per_step[mode] = 1 / extra["loop"], extra
-    return rates, per_step
+    compiled = load_config(preset, options).sac
+    if compiled.compile or compiled.cuda_graph:
+        timed_loop(preset, device, short, workers, options)
+    once = timed_loop(preset, device, short, workers, options)
+    runs = [timed_loop(preset, device, steps, workers, options) for _ in range(rounds)]
+    median = sorted(runs, key=lambda seconds: seconds["total"])[len(runs) // 2]
+    per_step = {key: (median[key] - once[key]) / (steps - short) for key in median}
+    per_step["loop"] = per_step["total"] - per_step["evaluation"]
+    return {"rate": 1 / per_step["loop"], "per_step": per_step}
+
+
+class FiguresOfAnotherSetup(ValueError):
+    """A figures file written by a check of another preset, device or size."""
+
+
+class FigureStore:
+    """The figures measured so far, each written to a JSON file as soon as it is measured, so that a check
+    stopped part-way (a lent machine's time limit, a preemption) keeps them: run again with the same file, it
+    measures only what is missing. The file records the check's setup, and refuses a different one."""
+
+    def __init__(self, path: Path | None, setup: dict) -> None:
+        self.path, self.figures = path, {"setup": setup}
+        if path is not None and path.exists():
+            stored = json.loads(path.read_text())
+            if stored.get("setup") != setup:
+                raise FiguresOfAnotherSetup(f"{path} holds figures of another setup ({stored.get('setup')}), not of this one "
+                                 f"({setup}); name a new --check-figures file or delete this one")
+            self.figures = stored
+
+    def get(self, key: str, measure: Callable[[], object]):
+        """The stored figure `key`, measured (and stored) first if it is not there yet."""
+        if key not in self.figures:
+            self.figures[key] = measure()
+            if self.path is not None:
+                self.path.write_text(json.dumps(self.figures, indent=1) + "\n")
+        _show({key: self.figures[key]})
+        return self.figures[key]
 
 
 def evaluation_round_seconds(preset: Path, device: torch.device, copies: int) -> float:
@@ -184,19 +206,21 @@ class CheckFigures:
 
 
 def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
-            widths: tuple[int, ...], workers: int) -> CheckFigures:
-    """Every figure of the check, measured on `device` at `preset` (see the module's docstring)."""
+            widths: tuple[int, ...], workers: int, store: FigureStore) -> CheckFigures:
+    """Every figure of the check, measured on `device` at `preset` (see the module's docstring), or taken from
+    `store` where an earlier, stopped check measured it."""
     from mtrl.apps.bench import loop_options, timed_updates, update_costs
 
     cfg = load_config(preset)
-    method_costs = update_costs(preset, device, repeats, updates, EAGER)
-    _show(method_costs)
-    option_costs = update_option_costs(preset, device, repeats, updates)
+    method_costs = store.get("method_costs", lambda: update_costs(preset, device, repeats, updates, EAGER))
+    option_costs = store.get("option_costs", lambda: update_option_costs(preset, device, repeats, updates))
     fastest = fastest_update_options(option_costs)
     fast_name, fast_options = fastest if fastest else ("eager", [])
-    critic_costs = timed_updates(width_configs(preset, widths, device, [*EAGER, *fast_options]), device, repeats,
-                                 updates)
-    _show(critic_costs)
+    critic_costs = store.get("critic_costs", lambda: timed_updates(
+        width_configs(preset, widths, device, [*EAGER, *fast_options]), device, repeats, updates))
+    copies = sorted({1, cfg.env.eval_copies})
+    evaluation_rounds = {int(c): s for c, s in store.get("evaluation_rounds", lambda: {
+        c: evaluation_round_seconds(preset, device, c) for c in copies}).items()}
     modes = {"sequential": EAGER}
     preset_loop = "sequential"
     if _preset_options(cfg) != "none":
@@ -205,12 +229,11 @@ def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats
     fast_loop = [*EAGER, *loop_options("workers", overlap=True), *fast_options]
     if _preset_options(load_config(preset, fast_loop)) != _preset_options(cfg):
         modes["overlapped" + (f", {fast_name}" if fastest else "")] = fast_loop
-    rates, per_step = loop_rates(preset, device, steps, rounds, workers, modes)
-    _show(rates)
-    evaluation_rounds = {c: evaluation_round_seconds(preset, device, c) for c in sorted({1, cfg.env.eval_copies})}
-    _show(evaluation_rounds)
-    return CheckFigures(method_costs, option_costs, fast_name, critic_costs, rates, per_step, preset_loop,
-                        evaluation_rounds)
+    loops = {mode: store.get(f"loop: {mode}", lambda options=options: loop_rate(
+        preset, device, steps, rounds, workers, options)) for mode, options in modes.items()}
+    return CheckFigures(method_costs, option_costs, fast_name, critic_costs,
+                        {mode: loop["rate"] for mode, loop in loops.items()},
+                        {mode: loop["per_step"] for mode, loop in loops.items()}, preset_loop, evaluation_rounds)
 
 
 def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int, rounds: int, repeats: int,
@@ -279,8 +302,12 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
 
 
 def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
-                      widths: tuple[int, ...] = WIDTHS) -> list[str]:
-    """Measure, then write the section."""
+                      widths: tuple[int, ...] = WIDTHS, figures: Path | None = None) -> list[str]:
+    """Measure (keeping each figure in the JSON file `figures`, if given, and taking those it already holds),
+    then write the section."""
     workers = collector_workers()
-    figures = measure(preset, device, steps, rounds, repeats, updates, widths, workers)
-    return render(figures, preset, device, steps, rounds, repeats, updates, workers)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    setup = {"preset": str(preset.relative_to(preset.parents[1])), "device": name, "steps": steps, "rounds": rounds, "repeats": repeats,
+             "updates": updates, "widths": list(widths), "workers": workers}
+    measured = measure(preset, device, steps, rounds, repeats, updates, widths, workers, FigureStore(figures, setup))
+    return render(measured, preset, device, steps, rounds, repeats, updates, workers)
