@@ -128,6 +128,7 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     assert len(looped) == 3  # the sequential loop was not run again, the overlapped one was
     assert "| `famo` | 13.00 | 1.30x |" in text and "| wide | 30.00 | 3.00x | no |" in text
     assert "| 1 (`env.eval_copies=1`, 2 workers each) | 2.0 |" in text
+    assert "The check took " in text and "loop: sequential" in json.loads(figures.read_text())["seconds"]
 
     with pytest.raises(gpu_check.FiguresOfAnotherSetup, match="another setup"):
         gpu_check.gpu_check_section(preset, cpu, 400, 1, 1, 1, (32,), figures)

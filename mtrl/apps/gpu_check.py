@@ -86,22 +86,29 @@ class FigureStore:
     measures only what is missing. The file records the check's setup, and refuses a different one."""
 
     def __init__(self, path: Path | None, setup: dict) -> None:
-        self.path, self.figures = path, {"setup": setup}
+        self.path, self.figures = path, {"setup": setup, "seconds": {}}
         if path is not None and path.exists():
             stored = json.loads(path.read_text())
             if stored.get("setup") != setup:
-                raise FiguresOfAnotherSetup(f"{path} holds figures of another setup ({stored.get('setup')}), not of this one "
-                                 f"({setup}); name a new --check-figures file or delete this one")
-            self.figures = stored
+                raise FiguresOfAnotherSetup(f"{path} holds figures of another setup ({stored.get('setup')}), not "
+                                            f"of this one ({setup}); name a new --check-figures file or delete it")
+            self.figures = {"seconds": {}, **stored}
 
     def get(self, key: str, measure: Callable[[], object]):
-        """The stored figure `key`, measured (and stored) first if it is not there yet."""
+        """The stored figure `key`, measured (and stored, with the seconds its measurement took) first if it is
+        not there yet."""
         if key not in self.figures:
+            start = time.perf_counter()
             self.figures[key] = measure()
+            self.figures["seconds"][key] = time.perf_counter() - start
             if self.path is not None:
                 self.path.write_text(json.dumps(self.figures, indent=1) + "\n")
         _show({key: self.figures[key]})
         return self.figures[key]
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds each stored figure took to measure, in this run or the one that stored it."""
+        return dict(self.figures["seconds"])
 
 
 def evaluation_round_seconds(preset: Path, device: torch.device, copies: int) -> float:
@@ -203,6 +210,7 @@ class CheckFigures:
     loop_seconds: dict[str, dict[str, float]]  # per loop mode: seconds per step of each part
     preset_loop: str  # the mode that runs as the preset is configured
     evaluation_rounds: dict[int, float]  # copies of the benchmark: seconds of one round
+    part_seconds: dict[str, float]  # what measuring each part took
 
 
 def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
@@ -233,7 +241,8 @@ def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats
         preset, device, steps, rounds, workers, options)) for mode, options in modes.items()}
     return CheckFigures(method_costs, option_costs, fast_name, critic_costs,
                         {mode: loop["rate"] for mode, loop in loops.items()},
-                        {mode: loop["per_step"] for mode, loop in loops.items()}, preset_loop, evaluation_rounds)
+                        {mode: loop["per_step"] for mode, loop in loops.items()}, preset_loop, evaluation_rounds,
+                        store.seconds())
 
 
 def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int, rounds: int, repeats: int,
@@ -297,7 +306,10 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
                             for mode, rate in rates.items() if mode != "sequential") + ".", "",
               f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps): "
               f"{projection(figures.preset_loop, cfg.env.eval_copies)}; with the fastest settings measured here, "
-              f"{projection(best, min(evaluation, key=evaluation.get))}.", ""]
+              f"{projection(best, min(evaluation, key=evaluation.get))}.", "",
+              f"The check took {sum(figures.part_seconds.values()):.0f} s to measure: " + ", ".join(
+                  f"{part.replace('_', ' ')} {seconds:.0f} s" for part, seconds in figures.part_seconds.items())
+              + ".", ""]
     return lines
 
 
