@@ -11,6 +11,15 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+def short_commit(ref: str, root: Path = CHECKOUT) -> str:
+    """The short hash of git revision `ref` in the checkout at `root`."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "--verify", f"{ref}^{{commit}}"], cwd=root,
+                              check=True, capture_output=True, text=True).stdout.strip()
+    except subprocess.CalledProcessError:
+        raise ValueError(f"git knows no commit '{ref}' in {root}; give a commit hash, branch or tag") from None
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """The short commit of the checkout this package runs from, `+changes` appended where tracked files other
@@ -18,11 +27,10 @@ def code_version() -> str:
     Outside a git checkout (an installed copy, a copy of the tree sent to a cluster node) the environment
     variable MTRL_CODE_VERSION names the code, if set; otherwise it is 'unknown'."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=CHECKOUT, check=True,
-                                capture_output=True, text=True).stdout.strip()
+        commit = short_commit("HEAD", CHECKOUT)
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
                                   ":(exclude)*.md", ":(exclude)docs"],  # what the benchmarks and runs write
                                  cwd=CHECKOUT, check=True, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    except (OSError, ValueError, subprocess.CalledProcessError):
         return os.environ.get("MTRL_CODE_VERSION", "unknown")
     return f"{commit}+changes" if changed else commit

@@ -53,3 +53,13 @@ def test_outside_a_checkout_the_version_is_unknown(checkout, monkeypatch):
 def test_outside_a_checkout_the_environment_can_name_the_code(checkout, monkeypatch):
     monkeypatch.setenv("MTRL_CODE_VERSION", "abc1234")
     assert provenance.code_version() == "abc1234"
+
+
+def test_a_commit_is_named_by_its_short_hash_and_an_unknown_one_is_refused(checkout):
+    _git(checkout, "init", "-q")
+    (checkout / "module.py").write_text("x = 1\n")
+    _git(checkout, "add", "module.py")
+    _git(checkout, "commit", "-q", "-m", "first")
+    assert provenance.short_commit("HEAD", checkout) == _git(checkout, "rev-parse", "--short", "HEAD")
+    with pytest.raises(ValueError, match="git knows no commit 'no-such-branch'"):
+        provenance.short_commit("no-such-branch", checkout)

@@ -45,7 +45,7 @@ from mtrl.cli import ArgumentParser
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
-from mtrl.provenance import code_version
+from mtrl.provenance import code_version, short_commit
 from mtrl.replay import Batch, MultiTaskReplay
 from mtrl.sac import MTSAC
 from mtrl.trainer import run_replay
@@ -147,8 +147,7 @@ def baseline_section(ref: str, device: torch.device, rounds: int, repeats: int, 
                      threads: int) -> list[str]:
     """Each method's update cost on this tree against commit `ref`'s code: the two trees are measured in
     alternating subprocesses, `rounds` times each, so that drifts of the machine hit both alike."""
-    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout.strip()
+    commit = short_commit(ref, ROOT)
     with tempfile.TemporaryDirectory() as scratch:
         baseline_tree = Path(scratch) / "baseline"
         subprocess.run(["git", "worktree", "add", "--detach", str(baseline_tree), commit], cwd=ROOT, check=True,
@@ -496,6 +495,12 @@ def main() -> None:
     for section in ("baseline", "instructions"):
         if section in sections and not args.baseline:
             parser.error(f"--only {section} needs --baseline REF (a git commit to compare with)")
+    for ref in (args.baseline, args.candidate):
+        if ref is not None:
+            try:
+                short_commit(ref, ROOT)
+            except ValueError as error:
+                parser.error(str(error))
     command = " ".join(["python -m mtrl.bench", *sys.argv[1:]])
     provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
                   f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mtrl.errors import RunError
+from mtrl.provenance import short_commit
 
 # Run in a tree's own interpreter (older commits too, hence the fallbacks): builds every method's agent at one
 # preset, warms it up, then runs `updates` updates of each method inside one ctypes call per method.
@@ -92,13 +93,10 @@ def instructions_section(baseline: str, candidate: str | None, root: Path, updat
     """Every method's instructions per update on `candidate`'s code (None: this working tree) against
     `baseline`'s, at the CPU preset."""
 
-    def commit_of(ref: str) -> str:
-        return subprocess.run(["git", "rev-parse", "--short", ref], cwd=root, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
     counts: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        trees = {"baseline": commit_of(baseline), "candidate": commit_of(candidate) if candidate else None}
+        trees = {"baseline": short_commit(baseline, root),
+                 "candidate": short_commit(candidate, root) if candidate else None}
         paths = {}
         for role, commit in trees.items():
             if commit is None:
