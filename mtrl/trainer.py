@@ -66,6 +66,8 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False):
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        # the code this process runs, read as it starts: a commit made while the run goes on is not its code
+        self.code = code_version()
         self.device = resolve_device(cfg.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -185,7 +187,7 @@ class Trainer:
             f.write(json.dumps({"step": self.step, "success": result.success,
                                 "mean_return": result.mean_return, "episodes": result.episodes,
                                 "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1),
-                                "code": code_version()}) + "\n")
+                                "code": self.code}) + "\n")
 
     def train(self) -> EvalResult | None:
         """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early

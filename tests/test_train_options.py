@@ -1,7 +1,8 @@
 """Training-loop options on a real MT10 run of a few steps: updates per environment step, reward normalisation
 statistics that survive a checkpoint, with the episodes in progress ended on resuming, and the official
-protocol's evaluation copies and goal sampling."""
+protocol's evaluation copies and goal sampling, and the code version a run records."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["train.steps=160", "train.warmup_steps=150", "train.eval_every=1000", "train.checkpoint_every=1000",
         "train.log_every=10", "train.buffer_capacity=5000", "sac.batch_size=40", "net.hidden_dim=16",
         "train.threads=1", "device=cpu", "env.vector=sync", "train.overlap=false"]  # the options, not the loop
+
+
+def test_a_run_names_the_code_it_started_with_when_the_checkout_changes_during_it(tmp_path, monkeypatch):
+    checkout = {"version": "abc1234"}
+    monkeypatch.setattr("mtrl.trainer.code_version", lambda: checkout["version"])
+    trainer = Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", [*TINY, "train.eval_every=160",
+                                                                    "env.eval_episodes=1"]), tmp_path / "run")
+    checkout["version"] = "def5678+changes"  # edited while the run goes on, with the old code loaded
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["code"]) for r in records] == [(160, "abc1234")]
 
 
 def test_updates_per_step_and_reward_statistics_through_a_checkpoint(tmp_path):
