@@ -67,7 +67,8 @@ def plot_curves(run_dir: Path, out: Path) -> None:
 
 def plot_method_curves(rows: list["Row"], out: Path) -> None:
     """Success vs environment steps, the results table's statistics step by step: per row the interquartile
-    mean of the runs' per-task success and its 95% stratified-bootstrap interval as a band."""
+    mean over the runs of their mean success over the tasks, and its 95% stratified-bootstrap interval as a
+    band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for row in rows:
@@ -75,7 +76,7 @@ def plot_method_curves(rows: list["Row"], out: Path) -> None:
         (line,) = ax.plot(steps, middle, lw=2, label=f"{row.label} ({len(row.runs)} seeds)")
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("environment steps (one transition per task)")
-    ax.set_ylabel("evaluation success, IQM over runs x tasks")
+    ax.set_ylabel("mean success over tasks, IQM over runs")
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -25,7 +25,7 @@ import yaml
 
 from mtrl.config import flatten, from_dict
 from mtrl.errors import RunError
-from mtrl.stats import confidence_interval, improvement_interval, iqm, probability_of_improvement
+from mtrl.stats import confidence_interval, improvement_interval, iqm_over_runs, probability_of_improvement
 
 # Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds, as reported in the methods' papers): a
 # different protocol and simulator version from ours, shown for orientation only.
@@ -177,8 +177,8 @@ class Row:
         return np.array([list(r.recent_task_success.values()) for r in self.runs])
 
     def iqm(self) -> tuple[float, float, float]:
-        """Interquartile mean of the runs' task scores and its 95% stratified-bootstrap interval."""
-        return (iqm(self.scores()), *confidence_interval(self.scores(), iqm))
+        """Interquartile mean over the runs of their mean task scores, and its 95% stratified-bootstrap interval."""
+        return (iqm_over_runs(self.scores()), *confidence_interval(self.scores(), iqm_over_runs))
 
     def improvement_over(self, reference: "Row") -> tuple[float, float, float]:
         """Probability that this row's runs score above the reference row's on a task, with its interval."""
@@ -205,12 +205,13 @@ class Row:
         return np.array(sorted(common))
 
     def iqm_curve(self, reps: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Steps evaluated by every run, and there the interquartile mean of the runs' per-task success with
-        its 95% stratified-bootstrap interval (low, high): the table's statistic, step by step."""
+        """Steps evaluated by every run, and there the interquartile mean over the runs of their mean success
+        over the tasks, with its 95% stratified-bootstrap interval (low, high): the table's statistic, step by
+        step."""
         steps = self.common_steps()
         scores = np.stack([run.task_curve[np.isin(run.curve_steps, steps)] for run in self.runs], axis=1)
-        middle = np.array([iqm(at_step) for at_step in scores])
-        low, high = np.array([confidence_interval(at_step, iqm, reps) for at_step in scores]).T
+        middle = np.array([iqm_over_runs(at_step) for at_step in scores])
+        low, high = np.array([confidence_interval(at_step, iqm_over_runs, reps) for at_step in scores]).T
         return steps, middle, low, high
 
 
@@ -267,8 +268,9 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
               + "; ".join(f"{row.label}: {', '.join(row.code())}" for row in rows) + "."]
     lines += ["", "Success is the final evaluation's mean over tasks; the column beside it averages each run's last "
               f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
-              "sqrt(seeds). IQM: the interquartile mean of every run's per-task scores (each the mean of its last "
-              f"{LAST_EVALUATIONS} evaluations), with a 95% stratified-bootstrap interval (2,000 resamples of the "
+              "sqrt(seeds). IQM: the interquartile mean over seeds of each run's score (its mean over the tasks of "
+              f"each task's mean over its last {LAST_EVALUATIONS} evaluations; with fewer than four seeds no run "
+              "is trimmed and it is their mean), with a 95% stratified-bootstrap interval (2,000 resamples of the "
               "runs within each task); P(better): the chance that a run of the row scores above a run of the "
               "reference row on a task, ties counted half, with its bootstrap interval. Minutes: the training "
               "loop's wall clock per run. The published column is Meta-World v1 at 2M steps: a different protocol, "

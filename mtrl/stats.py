@@ -21,6 +21,13 @@ def iqm(scores: np.ndarray) -> float:
     return float(values[cut: len(values) - cut].mean())
 
 
+def iqm_over_runs(scores: np.ndarray) -> float:
+    """Interquartile mean over runs of each run's mean score over the tasks (`scores [runs, tasks]`). On
+    Meta-World a run's score on a task is a success rate that is mostly 0 or 1, so the IQM of all run x task
+    scores is 0 (or 1) whenever three quarters of them are; a run's mean over the tasks is not."""
+    return iqm(np.asarray(scores, dtype=np.float64).mean(axis=1))
+
+
 def stratified_bootstrap(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
     """`reps` resamplings of `scores [runs, tasks]`, `[reps, runs, tasks]`: each task's runs drawn with
     replacement, independently of the other tasks' (stratified by task)."""

@@ -62,27 +62,27 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert data["ntkmtl_sr"]["per_task"]["reach-v3"] == {"mean": 1.0, "se": 0.0}
     assert data["mtsac"]["published_v1"] == {"name": "multi-head SAC", "mean": 0.61, "se": 0.04}  # heads
     assert data["ntkmtl_sr"]["published_v1"] is None
-    # the table's statistics, also in the JSON: IQM 0.228 (below), P(better) of ntkmtl_sr 0.1 exactly
-    assert data["mtsac"]["iqm"]["value"] == pytest.approx(0.228, abs=0.005) and data["mtsac"]["improvement_over"] is None
+    # the table's statistics, also in the JSON: IQM 0.25 (below), P(better) of ntkmtl_sr 0.1 exactly
+    assert data["mtsac"]["iqm"]["value"] == pytest.approx(0.25) and data["mtsac"]["improvement_over"] is None
     assert data["ntkmtl_sr"]["improvement_over"] == {"reference": "mtsac", "value": 0.1, "low": 0.1, "high": 0.1}
     table = to_markdown(rows)
     # the mean of the last three evaluations is half the final one here (0, 0.5 and 1 times it); 300 s per run
-    # IQM of the task scores 0.1, 0.2 and 0.45 (each seed's mean of its last three evaluations, ten tasks
-    # each): the middle half of the thirty scores, 0.1 x 3 + 0.2 x 10 + 0.45 x 3 over 16 = 0.228
+    # IQM over the seeds' scores 0.1, 0.2 and 0.45 (each seed's mean over the tasks of their last three
+    # evaluations): three runs trim none, (0.1 + 0.2 + 0.45) / 3 = 0.25
     line = next(line for line in table.splitlines() if line.startswith("| mtsac |"))
     cells = [c.strip() for c in line.split("|")[1:-1]]
     assert cells[:6] == ["mtsac", "3", "3,000", "mt10-fixed", "**0.50 +- 0.21**", "0.25 +- 0.10"]
     value, low, high = map(float, cells[6].replace("[", "").replace("]", "").replace(",", "").split())
-    assert value == pytest.approx(0.228, abs=0.005) and 0.1 <= low < value < high <= 0.45
+    assert value == pytest.approx(0.25) and 0.1 <= low < value < high <= 0.45
     assert cells[7:] == ["-", "5", "multi-head SAC: 0.61 +- 0.04"]
     # ntkmtl_sr against mtsac: on reach its runs (0.5) beat mtsac's (0.1, 0.2 and 0.45) always; elsewhere
     # (0.0) never: P(better) = 1 / 10
-    assert "| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.00 [0.00, 0.00] | 0.10 [0.10, 0.10] |" in table
+    assert "| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.05 [0.05, 0.05] | 0.10 [0.10, 0.10] |" in table
     assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
-    # the curve's IQM at the last evaluation: ten tasks at 0.2, 0.4 and 0.9 (one seed each), the middle
-    # sixteen of the thirty scores, 0.2 x 3 + 0.4 x 10 + 0.9 x 3 over 16; half of it one evaluation before
+    # the curve's IQM at the last evaluation: the seeds' mean successes 0.2, 0.4 and 0.9, of which three runs
+    # trim none; half of it one evaluation before
     steps, middle, low, high = rows[0].iqm_curve(reps=200)
-    assert steps.tolist() == [1000, 2000, 3000] and middle == pytest.approx([0.0, 7.3 / 32, 7.3 / 16])
+    assert steps.tolist() == [1000, 2000, 3000] and middle == pytest.approx([0.0, 0.25, 0.5])
     assert (low <= middle).all() and (middle <= high).all() and high[0] == 0.0 and low[-1] < middle[-1]
 
 

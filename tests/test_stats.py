@@ -3,13 +3,22 @@
 import numpy as np
 import pytest
 
-from mtrl.stats import confidence_interval, improvement_interval, iqm, probability_of_improvement
+from mtrl.stats import confidence_interval, improvement_interval, iqm, iqm_over_runs, probability_of_improvement
 
 
 def test_iqm_drops_the_lowest_and_highest_quarter():
     assert iqm(np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])) == pytest.approx(3.5)  # mean of 2..5
     assert iqm(np.arange(10.0).reshape(5, 2)) == pytest.approx(np.mean([2, 3, 4, 5, 6, 7]))  # 2 cut each side
     assert iqm(np.full((3, 4), 0.7)) == pytest.approx(0.7)
+
+
+def test_iqm_over_runs_trims_whole_runs_and_sees_success_that_is_all_zeros_and_ones():
+    # eight runs of ten tasks, each task solved (1) or not (0): runs solve 0, 1, 1, 2, 2, 2, 2 and 10 tasks
+    solved = [0, 1, 1, 2, 2, 2, 2, 10]
+    scores = np.array([[1.0] * n + [0.0] * (10 - n) for n in solved])
+    assert iqm(scores) == 0.0  # three quarters of the run x task scores are 0: that IQM sees nothing
+    # two runs cut at each end (0.0 and 0.1, 0.2 and 1.0): the mean of 0.1, 0.2, 0.2 and 0.2
+    assert iqm_over_runs(scores) == pytest.approx(0.175)
 
 
 def test_bootstrap_interval_contains_the_true_mean_and_narrows_with_runs():
