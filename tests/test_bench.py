@@ -100,7 +100,7 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     figures = tmp_path / "figures.json"
     figures.write_text(json.dumps({  # what a first check measured before its limit stopped it
         "setup": setup, "method_costs": {"mtsac": 0.010, "famo": 0.013},
-        "option_costs": {"sac.compile": [0.010, 0.020]}, "critic_costs": {"preset": 0.010, "wide": 0.030},
+        "option_costs": {"sac.compile": [0.010, 0.005]}, "critic_costs": {"preset": 0.010, "wide": 0.030},
         "evaluation_rounds": {"1": 2.0}}))
 
     def measured_again(*args, **kwargs):
@@ -125,7 +125,9 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
 
     looped.append("the stop has passed")
     text = "\n".join(gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures))
-    assert len(looped) == 3  # the sequential loop was not run again, the overlapped one was
+    # the sequential loop was not run again; the preset's and the compiled overlapped one (compiling paid) were
+    assert len(looped) == 4 and "sac.compile=true" in looped[3]
+    assert "Critics (`mtsac`, update: eager)" in text  # the critics compile nothing
     assert "| `famo` | 13.00 | 1.30x |" in text and "| wide | 30.00 | 3.00x | no |" in text
     assert "| 1 (`env.eval_copies=1`, 2 workers each) | 2.0 |" in text
     assert "The check took " in text and "loop: sequential" in json.loads(figures.read_text())["seconds"]
