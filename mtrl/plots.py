@@ -67,8 +67,7 @@ def plot_curves(run_dir: Path, out: Path) -> None:
 
 def plot_method_curves(rows: list["Row"], out: Path) -> None:
     """Success vs environment steps, the results table's statistics step by step: per row the interquartile
-    mean over the runs of their mean success over the tasks, and its 95% stratified-bootstrap interval as a
-    band."""
+    mean over the runs of their mean success over the tasks, and its 95% bootstrap interval as a band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for row in rows:
@@ -80,7 +79,7 @@ def plot_method_curves(rows: list["Row"], out: Path) -> None:
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: IQM with 95% stratified-bootstrap band")
+    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: IQM over runs with 95% bootstrap band")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -8,9 +8,9 @@ A run's result is its final logged evaluation (the protocol's deterministic eval
 `evaluations.jsonl`), and beside it the mean of its last three evaluations, which flickers less. Runs whose
 configs differ only in the seed form one row; rows are labelled by the method and by whatever else of their
 config differs between rows. Over the runs of a row the table gives the mean +- standard error, and, from each
-run's per-task scores (the mean of its last three evaluations), the interquartile mean with a 95%
-stratified-bootstrap confidence interval and the probability of improvement over a reference row
-(`mtrl.stats`, after Agarwal et al. 2021).
+run's per-task scores (the mean of its last three evaluations), the interquartile mean over seeds of each run's
+mean over the tasks with a 95% bootstrap confidence interval, and the probability of improvement over a
+reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class Row:
         return np.array([list(r.recent_task_success.values()) for r in self.runs])
 
     def iqm(self) -> tuple[float, float, float]:
-        """Interquartile mean over the runs of their mean task scores, and its 95% stratified-bootstrap interval."""
+        """Interquartile mean over the runs of their mean task scores, and its 95% bootstrap interval."""
         return (iqm_over_runs(self.scores()), *confidence_interval(self.scores(), iqm_over_runs))
 
     def improvement_over(self, reference: "Row") -> tuple[float, float, float]:
@@ -206,8 +206,7 @@ class Row:
 
     def iqm_curve(self, reps: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Steps evaluated by every run, and there the interquartile mean over the runs of their mean success
-        over the tasks, with its 95% stratified-bootstrap interval (low, high): the table's statistic, step by
-        step."""
+        over the tasks, with its 95% bootstrap interval (low, high): the table's statistic, step by step."""
         steps = self.common_steps()
         scores = np.stack([run.task_curve[np.isin(run.curve_steps, steps)] for run in self.runs], axis=1)
         middle = np.array([iqm_over_runs(at_step) for at_step in scores])
@@ -270,11 +269,11 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
               f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
               "sqrt(seeds). IQM: the interquartile mean over seeds of each run's score (its mean over the tasks of "
               f"each task's mean over its last {LAST_EVALUATIONS} evaluations; with fewer than four seeds no run "
-              "is trimmed and it is their mean), with a 95% stratified-bootstrap interval (2,000 resamples of the "
-              "runs within each task); P(better): the chance that a run of the row scores above a run of the "
-              "reference row on a task, ties counted half, with its bootstrap interval. Minutes: the training "
-              "loop's wall clock per run. The published column is Meta-World v1 at 2M steps: a different protocol, "
-              "simulator version and budget, not comparable."]
+              "is trimmed and it is their mean), with a 95% bootstrap interval (2,000 resamples of whole runs); "
+              "P(better): the chance that a run of the row scores above a run of the reference row on a task, "
+              "ties counted half, with its stratified-bootstrap interval (the runs resampled within each task). "
+              "Minutes: the training loop's wall clock per run. The published column is Meta-World v1 at 2M steps: "
+              "a different protocol, simulator version and budget, not comparable."]
     return "\n".join(lines) + "\n"
 
 

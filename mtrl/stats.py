@@ -1,9 +1,14 @@
 """Statistics for comparing RL methods over few runs, after Agarwal et al. 2021 ("Deep Reinforcement Learning
-at the Edge of the Statistical Precipice", the `rliable` library): the interquartile mean, stratified-bootstrap
-confidence intervals, and the probability of improvement. They follow rliable's definitions; rliable itself
-would bring pandas, seaborn and arch with it for these three functions.
+at the Edge of the Statistical Precipice", the `rliable` library): the interquartile mean, bootstrap confidence
+intervals, and the probability of improvement. rliable itself would bring pandas, seaborn and arch with it for
+these few functions.
 
-Scores come as a `[runs, tasks]` array per method: each run's score on each task.
+Scores come as a `[runs, tasks]` array per method: each run's score on each task. One departure from rliable:
+on Meta-World a run's score on a task is a success rate that is mostly 0 or 1, so rliable's IQM of all run x task
+scores is 0 (or 1) whenever three quarters of them are. The IQM here is taken over runs, of each run's mean over
+the tasks (`iqm_over_runs`), and its interval resamples whole runs, since a run's tasks share one network. The
+probability of improvement compares runs task by task, and its interval resamples the runs within each task
+(stratified by task), as rliable does.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ def iqm(scores: np.ndarray) -> float:
 
 
 def iqm_over_runs(scores: np.ndarray) -> float:
-    """Interquartile mean over runs of each run's mean score over the tasks (`scores [runs, tasks]`). On
-    Meta-World a run's score on a task is a success rate that is mostly 0 or 1, so the IQM of all run x task
-    scores is 0 (or 1) whenever three quarters of them are; a run's mean over the tasks is not."""
+    """Interquartile mean over runs of each run's mean score over the tasks (`scores [runs, tasks]`); with fewer
+    than four runs none is trimmed and it is their mean."""
     return iqm(np.asarray(scores, dtype=np.float64).mean(axis=1))
+
+
+def run_bootstrap(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """`reps` resamplings of `scores [runs, tasks]`, `[reps, runs, tasks]`: whole runs drawn with replacement,
+    each keeping its scores on every task."""
+    picks = rng.integers(0, scores.shape[0], size=(reps, scores.shape[0]))
+    return scores[picks]
 
 
 def stratified_bootstrap(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
@@ -38,8 +49,8 @@ def stratified_bootstrap(scores: np.ndarray, reps: int, rng: np.random.Generator
 
 def confidence_interval(scores: np.ndarray, statistic: Callable[[np.ndarray], float], reps: int = 2000,
                         level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of `statistic` over stratified bootstrap resamples of `scores [runs, tasks]`."""
-    samples = stratified_bootstrap(np.asarray(scores, dtype=np.float64), reps, np.random.default_rng(seed))
+    """Percentile interval of `statistic` over bootstrap resamples of the runs of `scores [runs, tasks]`."""
+    samples = run_bootstrap(np.asarray(scores, dtype=np.float64), reps, np.random.default_rng(seed))
     return _percentile_interval(np.array([statistic(sample) for sample in samples]), level)
 
 

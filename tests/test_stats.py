@@ -21,6 +21,13 @@ def test_iqm_over_runs_trims_whole_runs_and_sees_success_that_is_all_zeros_and_o
     assert iqm_over_runs(scores) == pytest.approx(0.175)
 
 
+def test_the_interval_of_the_iqm_over_runs_stays_between_the_runs_that_exist():
+    # two runs whose tasks move together: resampling whole runs can only give their own scores, 0.1 and 0.3
+    scores = np.array([[0.0, 0.2, 0.1], [0.4, 0.2, 0.3]])
+    low, high = confidence_interval(scores, iqm_over_runs)
+    assert (low, high) == (pytest.approx(0.1), pytest.approx(0.3))
+
+
 def test_bootstrap_interval_contains_the_true_mean_and_narrows_with_runs():
     rng = np.random.default_rng(1)
     few = rng.normal(0.5, 0.1, size=(5, 10))
