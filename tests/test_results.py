@@ -77,7 +77,8 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert cells[7:] == ["-", "5", "multi-head SAC: 0.61 +- 0.04"]
     # ntkmtl_sr against mtsac: on reach its runs (0.5) beat mtsac's (0.1, 0.2 and 0.45) always; elsewhere
     # (0.0) never: P(better) = 1 / 10
-    assert "| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.05 [0.05, 0.05] | 0.10 [0.10, 0.10] |" in table
+    assert ("| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.05 [0.05, 0.05] | "
+            "0.10 [0.10, 0.10] |") in table
     assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
     # the curve's IQM at the last evaluation: the seeds' mean successes 0.2, 0.4 and 0.9, of which three runs
     # trim none; half of it one evaluation before
