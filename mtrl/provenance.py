@@ -16,8 +16,12 @@ def short_commit(ref: str, root: Path = CHECKOUT) -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "--verify", f"{ref}^{{commit}}"], cwd=root,
                               check=True, capture_output=True, text=True).stdout.strip()
-    except subprocess.CalledProcessError:
-        raise ValueError(f"git knows no commit '{ref}' in {root}; give a commit hash, branch or tag") from None
+    except OSError as error:
+        raise ValueError(f"cannot run git to name commit '{ref}': {error}") from None
+    except subprocess.CalledProcessError as error:
+        why = (error.stderr.strip().splitlines() or ["unknown revision"])[0]
+        raise ValueError(f"git knows no commit '{ref}' in {root} ({why}); give a commit hash, branch or "
+                         "tag") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,6 +35,6 @@ def code_version() -> str:
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
                                   ":(exclude)*.md", ":(exclude)docs"],  # what the benchmarks and runs write
                                  cwd=CHECKOUT, check=True, capture_output=True, text=True).stdout.strip()
-    except (OSError, ValueError, subprocess.CalledProcessError):
-        return os.environ.get("MTRL_CODE_VERSION", "unknown")
+    except (ValueError, subprocess.CalledProcessError):
+        return os.environ.get("MTRL_CODE_VERSION") or "unknown"
     return f"{commit}+changes" if changed else commit

@@ -34,7 +34,7 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path, monkeypatch):
 
     # `sac.compile` is timed (its row below); the critics and loops after it run eager, as each new network
     # compiles anew, which takes most of a minute on a CPU
-    monkeypatch.setattr(gpu_check, "fastest_update_options", lambda results: None)
+    monkeypatch.setattr(gpu_check, "fastest_update_options", lambda results, compiling=True: None)
     preset = tmp_path / "configs" / "tiny.yaml"
     preset.parent.mkdir()
     save_config(load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=40",
@@ -95,12 +95,12 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     preset.parent.mkdir()
     preset.write_text((ROOT / "configs/mt10_cpu.yaml").read_text())
     cpu = torch.device("cpu")
-    setup = {"preset": "configs/preset.yaml", "device": "cpu", "steps": 200, "rounds": 1, "repeats": 1,
-             "updates": 1, "widths": [32], "workers": gpu_check.collector_workers()}
+    setup = gpu_check.check_setup(preset, cpu, 200, 1, 1, 1, (32,), gpu_check.collector_workers())
     figures = tmp_path / "figures.json"
     figures.write_text(json.dumps({  # what a first check measured before its limit stopped it
         "setup": setup, "method_costs": {"mtsac": 0.010, "famo": 0.013},
-        "option_costs": {"sac.compile": [0.010, 0.005]}, "critic_costs": {"preset": 0.010, "wide": 0.030},
+        "option_costs": {"sac.compile": [0.010, 0.005]},
+        "critics": {"update": "eager", "costs": {"preset": 0.010, "wide": 0.030}},
         "evaluation_rounds": {"1": 2.0}}))
 
     def measured_again(*args, **kwargs):
@@ -127,10 +127,27 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     text = "\n".join(gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures))
     # the sequential loop was not run again; the preset's and the compiled overlapped one (compiling paid) were
     assert len(looped) == 4 and "sac.compile=true" in looped[3]
-    assert "Critics (`mtsac`, update: eager)" in text  # the critics compile nothing
+    assert "Critics (`mtsac`, update: eager)" in text
     assert "| `famo` | 13.00 | 1.30x |" in text and "| wide | 30.00 | 3.00x | no |" in text
     assert "| 1 (`env.eval_copies=1`, 2 workers each) | 2.0 |" in text
-    assert "The check took " in text and "loop: sequential" in json.loads(figures.read_text())["seconds"]
+    assert "Seconds each part took to measure" in text
+    assert "loop: sequential" in json.loads(figures.read_text())["seconds"]
 
-    with pytest.raises(gpu_check.FiguresOfAnotherSetup, match="another setup"):
+    with pytest.raises(gpu_check.FiguresFileError, match="another setup .steps 200 there, 400 here"):
         gpu_check.gpu_check_section(preset, cpu, 400, 1, 1, 1, (32,), figures)
+    preset.write_text(preset.read_text().replace("seed: 1", "seed: 2"))  # the same file name, other settings
+    with pytest.raises(gpu_check.FiguresFileError, match="preset_settings"):
+        gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures)
+    figures.write_text(figures.read_text()[:-20])  # a file cut off while it was written
+    with pytest.raises(gpu_check.FiguresFileError, match="is not a figures file"):
+        gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures)
+
+
+def test_the_critics_are_timed_with_the_fastest_update_that_compiles_nothing():
+    from mtrl.apps.gpu_check import UPDATE_OPTIONS, fastest_update_options
+
+    results = {"sac.compile": (10.0, 5.0), "sac.cuda_graph": (10.0, 4.0), "sac.cuda_graph + sac.compile": (10.0, 2.0)}
+    assert fastest_update_options(results) == ("sac.cuda_graph + sac.compile",
+                                               UPDATE_OPTIONS["sac.cuda_graph + sac.compile"])
+    assert fastest_update_options(results, compiling=False) == ("sac.cuda_graph", ["sac.cuda_graph=true"])
+    assert fastest_update_options({"sac.compile": (10.0, 5.0)}, compiling=False) is None  # eager

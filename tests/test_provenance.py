@@ -1,5 +1,6 @@
 """The code version that benchmarks and evaluation records carry: a checkout's short commit, marked where its
-tracked files were changed, and 'unknown' outside a git checkout."""
+tracked files were changed; outside a git checkout the MTRL_CODE_VERSION environment variable, else 'unknown'.
+And the short hash of a named revision, with a one-line error for one that git does not know."""
 
 from __future__ import annotations
 

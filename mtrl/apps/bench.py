@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtrl.apps.gpu_check import WIDTHS, FiguresOfAnotherSetup, gpu_check_section
+from mtrl.apps.gpu_check import WIDTHS, FiguresFileError, FigureStore, check_setup, collector_workers, gpu_check_section
 from mtrl.apps.instruction_count import instructions_section
 from mtrl.cli import ArgumentParser
 from mtrl.combiners import COMBINERS
@@ -505,6 +505,9 @@ def main() -> None:
     provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
                   f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "
                   f"{torch.__version__}, Python {platform.python_version()}, code of commit {code_version()}.")
+    check_preset = (args.check_preset or ROOT / ("configs/mt10_gpu.yaml" if device.type == "cuda"
+                                                 else "configs/mt10_cpu.yaml")).resolve()
+    check_widths = tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,)))
     builders = {"update": lambda: update_section(device, args.repeats, args.updates),
                 "collection": lambda: collection_section(args.env_steps),
                 "end-to-end": lambda: end_to_end_section(args.loop_steps, args.loop_rounds),
@@ -515,17 +518,17 @@ def main() -> None:
                 "baseline": lambda: baseline_section(args.baseline, device, args.rounds, args.repeats, args.updates,
                                                      args.threads),
                 "instructions": lambda: instructions_section(args.baseline, args.candidate, ROOT, args.updates),
-                "gpu-check": lambda: gpu_check_section(
-                    (args.check_preset or ROOT / ("configs/mt10_gpu.yaml" if device.type == "cuda"
-                                                  else "configs/mt10_cpu.yaml")).resolve(), device,
-                    args.check_steps, args.check_rounds, args.repeats, args.updates,
-                    tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,))), args.check_figures)}
+                "gpu-check": lambda: gpu_check_section(check_preset, device, args.check_steps, args.check_rounds,
+                                                       args.repeats, args.updates, check_widths, args.check_figures)}
+    if "gpu-check" in sections:  # a figures file that cannot be resumed is refused before anything is measured
+        try:
+            FigureStore(args.check_figures, check_setup(check_preset, device, args.check_steps, args.check_rounds,
+                                                        args.repeats, args.updates, check_widths, collector_workers()))
+        except FiguresFileError as error:
+            parser.error(str(error))
     existing = _read_sections(args.out)
     for section in sections:
-        try:
-            heading, *body = builders[section]()
-        except FiguresOfAnotherSetup as error:
-            parser.error(str(error))
+        heading, *body = builders[section]()
         existing[heading] = [heading, "", provenance, "", *body[1:]]
     args.out.write_text(render_benchmarks(existing))
     print(f"wrote {args.out}")

@@ -1,4 +1,4 @@
-"""The GPU check: what one training machine affords, measured in a few minutes, as a `BENCHMARKS.md` section.
+"""The GPU check: what one training machine affords, measured in about 8 minutes, as a `BENCHMARKS.md` section.
 
     python -m mtrl.bench --gpu-check            # on a GPU machine: the GPU preset, every core for the collector
     python -m mtrl.bench --gpu-check --device cpu --check-steps 300   # the same measurements, smaller, on a CPU
@@ -19,6 +19,7 @@ It measures, on the device it is given:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,8 +30,9 @@ from pathlib import Path
 
 import torch
 
-from mtrl.config import Config, load_config
+from mtrl.config import Config, load_config, to_dict
 from mtrl.envs import NUM_TASKS
+from mtrl.provenance import code_version
 
 
 def collector_workers() -> int:
@@ -77,22 +79,53 @@ def loop_rate(preset: Path, device: torch.device, steps: int, rounds: int, worke
     return {"rate": 1 / per_step["loop"], "per_step": per_step}
 
 
-class FiguresOfAnotherSetup(ValueError):
-    """A figures file written by a check of another preset, device or size."""
+class FiguresFileError(ValueError):
+    """A figures file that this check cannot resume from: unreadable, or written by another setup."""
+
+
+def preset_name(preset: Path) -> str:
+    """A preset as the check names it: its folder and file name."""
+    return str(preset.relative_to(preset.parents[1]))
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def check_setup(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
+                widths: tuple[int, ...], workers: int) -> dict:
+    """What the check's figures depend on: figures of another setup (code, preset contents, device, sizes) are
+    not mixed into one section."""
+    settings = json.dumps(to_dict(load_config(preset)), sort_keys=True, default=str)
+    return {"code": code_version(), "preset": preset_name(preset),
+            "preset_settings": hashlib.sha256(settings.encode()).hexdigest()[:12], "device": device_name(device),
+            "steps": steps, "rounds": rounds, "repeats": repeats, "updates": updates, "widths": list(widths),
+            "workers": workers}
 
 
 class FigureStore:
     """The figures measured so far, each written to a JSON file as soon as it is measured, so that a check
-    stopped part-way (a lent machine's time limit, a preemption) keeps them: run again with the same file, it
-    measures only what is missing. The file records the check's setup, and refuses a different one."""
+    stopped part-way (a job's time limit, a preemption) keeps them: run again with the same file, it measures
+    only what is missing. The file records the check's setup, and refuses a different one."""
 
     def __init__(self, path: Path | None, setup: dict) -> None:
         self.path, self.figures = path, {"setup": setup, "seconds": {}}
-        if path is not None and path.exists():
-            stored = json.loads(path.read_text())
-            if stored.get("setup") != setup:
-                raise FiguresOfAnotherSetup(f"{path} holds figures of another setup ({stored.get('setup')}), not "
-                                            f"of this one ({setup}); name a new --check-figures file or delete it")
+        if path is None:
+            return
+        if not path.parent.is_dir():
+            raise FiguresFileError(f"--check-figures {path}: folder {path.parent} does not exist")
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text())
+            except json.JSONDecodeError as error:
+                raise FiguresFileError(f"--check-figures {path} is not a figures file ({error})") from None
+            if not isinstance(stored, dict) or not isinstance(stored.get("setup"), dict):
+                raise FiguresFileError(f"--check-figures {path} is not a figures file (no 'setup' object)")
+            differ = [f"{key} {stored['setup'].get(key)!r} there, {value!r} here" for key, value in setup.items()
+                      if stored["setup"].get(key) != value]
+            if differ:
+                raise FiguresFileError(f"--check-figures {path} holds figures of another setup ({'; '.join(differ)}); "
+                                       "name a new file or delete this one")
             self.figures = {"seconds": {}, **stored}
 
     def get(self, key: str, measure: Callable[[], object]):
@@ -102,10 +135,16 @@ class FigureStore:
             start = time.perf_counter()
             self.figures[key] = measure()
             self.figures["seconds"][key] = time.perf_counter() - start
-            if self.path is not None:
-                self.path.write_text(json.dumps(self.figures, indent=1) + "\n")
+            self._write()
         _show({key: self.figures[key]})
         return self.figures[key]
+
+    def _write(self) -> None:
+        """Replace the file in one step, so that a check stopped while writing leaves the previous file whole."""
+        if self.path is not None:
+            partial = self.path.with_name(self.path.name + ".partial")
+            partial.write_text(json.dumps(self.figures, indent=1) + "\n")
+            os.replace(partial, self.path)
 
     def seconds(self) -> dict[str, float]:
         """Seconds each stored figure took to measure, in this run or the one that stored it."""
@@ -153,14 +192,16 @@ def update_option_costs(preset: Path, device: torch.device, repeats: int, update
             results[name] = (costs["eager"], costs[name])
         except Exception as error:  # a measurement: say what failed and go on with the others
             results[name] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"[:300]
-        _show({name: results[name]})
     return results
 
 
-def fastest_update_options(results: dict[str, tuple[float, float] | str]) -> tuple[str, list[str]] | None:
-    """The update option that paid most, if any did."""
+def fastest_update_options(results: dict[str, tuple[float, float] | str], compiling: bool = True,
+                           ) -> tuple[str, list[str]] | None:
+    """The update option that paid most, if any did; with `compiling=False`, among those that compile nothing."""
     paying = {}
     for name, result in results.items():
+        if not compiling and "sac.compile=true" in UPDATE_OPTIONS[name]:
+            continue
         if not isinstance(result, str) and result[0] / result[1] > 1.05:
             paying[name] = result[0] / result[1]
     if not paying:
@@ -206,7 +247,7 @@ class CheckFigures:
     method_costs: dict[str, float]  # eager, per method
     option_costs: dict[str, tuple[float, float] | str]  # (eager, with the option), or why the option failed
     fast_name: str  # the update option that paid most, or "eager"
-    critic_update: str  # how the critics' updates ran: the fastest option without compiling, or "eager"
+    critic_update: str  # how the critics' updates ran: the fastest option that compiles nothing, or "eager"
     critic_costs: dict[str, float]  # per critic, updated as `critic_update` says
     loop_rates: dict[str, float]  # per loop mode
     loop_seconds: dict[str, dict[str, float]]  # per loop mode: seconds per step of each part
@@ -228,10 +269,9 @@ def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats
     fast_name, fast_options = fastest if fastest else ("eager", [])
     # the critics compare widths, not update options: a CUDA graph records each network at once, while each
     # new network compiles anew, which would add a compilation per critic to the check's time
-    critic_options = [option for option in fast_options if option != "sac.compile=true"]
-    critic_update = " + ".join(option.removesuffix("=true") for option in critic_options) or "eager"
-    critic_costs = store.get("critic_costs", lambda: timed_updates(
-        width_configs(preset, widths, device, [*EAGER, *critic_options]), device, repeats, updates))
+    critic_update, critic_options = fastest_update_options(option_costs, compiling=False) or ("eager", [])
+    critics = store.get("critics", lambda: {"update": critic_update, "costs": timed_updates(
+        width_configs(preset, widths, device, [*EAGER, *critic_options]), device, repeats, updates)})
     copies = sorted({1, cfg.env.eval_copies})
     evaluation_rounds = {int(c): s for c, s in store.get("evaluation_rounds", lambda: {
         c: evaluation_round_seconds(preset, device, c) for c in copies}).items()}
@@ -245,7 +285,7 @@ def measure(preset: Path, device: torch.device, steps: int, rounds: int, repeats
         modes["overlapped" + (f", {fast_name}" if fastest else "")] = fast_loop
     loops = {mode: store.get(f"loop: {mode}", lambda options=options: loop_rate(
         preset, device, steps, rounds, workers, options)) for mode, options in modes.items()}
-    return CheckFigures(method_costs, option_costs, fast_name, critic_update, critic_costs,
+    return CheckFigures(method_costs, option_costs, fast_name, critics["update"], critics["costs"],
                         {mode: loop["rate"] for mode, loop in loops.items()},
                         {mode: loop["per_step"] for mode, loop in loops.items()}, preset_loop, evaluation_rounds,
                         store.seconds())
@@ -258,7 +298,7 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
     costs, critics, rates = figures.method_costs, figures.critic_costs, figures.loop_rates
     env_per_step = figures.loop_seconds["sequential"]["env"]  # waiting for the workers, nothing overlapped
     lines = ["## GPU check", "",
-             f"Preset `{preset.relative_to(preset.parents[1])}` ({cfg.env.protocol}, actor "
+             f"Preset `{preset_name(preset)}` ({cfg.env.protocol}, actor "
              f"{cfg.net.actor.hidden_layers} x {cfg.net.actor.hidden_dim}, critic {cfg.net.critic.hidden_layers} x "
              f"{cfg.net.critic.hidden_dim}{', residual' if cfg.net.critic.residual else ''}, "
              f"{cfg.sac.critic_loss} critic loss, batch {cfg.sac.batch_size}) on `{device}`, the collector on "
@@ -313,8 +353,8 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
               f"Projected wall clock of a full run of the preset ({cfg.train.steps:,} steps): "
               f"{projection(figures.preset_loop, cfg.env.eval_copies)}; with the fastest settings measured here, "
               f"{projection(best, min(evaluation, key=evaluation.get))}.", "",
-              f"The check took {sum(figures.part_seconds.values()):.0f} s to measure: " + ", ".join(
-                  f"{part.replace('_', ' ')} {seconds:.0f} s" for part, seconds in figures.part_seconds.items())
+              "Seconds each part took to measure (in the run that measured it): " + ", ".join(
+                  f"{part.replace('_', ' ')} {seconds:.0f}" for part, seconds in figures.part_seconds.items())
               + ".", ""]
     return lines
 
@@ -324,8 +364,6 @@ def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: in
     """Measure (keeping each figure in the JSON file `figures`, if given, and taking those it already holds),
     then write the section."""
     workers = collector_workers()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    setup = {"preset": str(preset.relative_to(preset.parents[1])), "device": name, "steps": steps, "rounds": rounds, "repeats": repeats,
-             "updates": updates, "widths": list(widths), "workers": workers}
-    measured = measure(preset, device, steps, rounds, repeats, updates, widths, workers, FigureStore(figures, setup))
+    store = FigureStore(figures, check_setup(preset, device, steps, rounds, repeats, updates, widths, workers))
+    measured = measure(preset, device, steps, rounds, repeats, updates, widths, workers, store)
     return render(measured, preset, device, steps, rounds, repeats, updates, workers)
