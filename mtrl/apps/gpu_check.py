@@ -89,6 +89,7 @@ def preset_name(preset: Path) -> str:
 
 
 def device_name(device: torch.device) -> str:
+    """The GPU's model, which the figures depend on; "cpu" on a CPU."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
