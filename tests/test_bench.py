@@ -39,8 +39,9 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path, monkeypatch):
     preset.parent.mkdir()
     save_config(load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=40",
                                                              "train.buffer_capacity=5000", "train.threads=1"]), preset)
-    text = "\n".join(gpu_check.gpu_check_section(preset, torch.device("cpu"), steps=200, rounds=1, repeats=1,
-                                                 updates=1, widths=(32,)))
+    cpu = torch.device("cpu")
+    store = gpu_check.open_figures(None, preset, cpu, steps=200, rounds=1, repeats=1, updates=1, widths=(32,))
+    text = "\n".join(gpu_check.gpu_check_section(preset, cpu, store))
     for method in COMBINERS:
         assert f"| `{method}` |" in text
     assert "| `sac.compile` |" in text and "| critic 32 wide, residual |" in text
@@ -97,6 +98,10 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     cpu = torch.device("cpu")
     setup = gpu_check.check_setup(preset, cpu, 200, 1, 1, 1, (32,), gpu_check.collector_workers())
     figures = tmp_path / "figures.json"
+
+    def reopened(steps: int = 200):
+        return gpu_check.open_figures(figures, preset, cpu, steps, 1, 1, 1, (32,))
+
     figures.write_text(json.dumps({  # what a first check measured before its limit stopped it
         "setup": setup, "method_costs": {"mtsac": 0.010, "famo": 0.013},
         "option_costs": {"sac.compile": [0.010, 0.005]},
@@ -120,11 +125,11 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
 
     monkeypatch.setattr(gpu_check, "loop_rate", loop_rate)
     with pytest.raises(KeyboardInterrupt):
-        gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures)
+        gpu_check.gpu_check_section(preset, cpu, reopened())
     assert "loop: sequential" in json.loads(figures.read_text())  # kept although the check was stopped after it
 
     looped.append("the stop has passed")
-    text = "\n".join(gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures))
+    text = "\n".join(gpu_check.gpu_check_section(preset, cpu, reopened()))
     # the sequential loop was not run again; the preset's and the compiled overlapped one (compiling paid) were
     assert len(looped) == 4 and "sac.compile=true" in looped[3]
     assert "Critics (`mtsac`, update: eager)" in text
@@ -134,13 +139,13 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     assert "loop: sequential" in json.loads(figures.read_text())["seconds"]
 
     with pytest.raises(gpu_check.FiguresFileError, match="another setup .steps 200 there, 400 here"):
-        gpu_check.gpu_check_section(preset, cpu, 400, 1, 1, 1, (32,), figures)
+        reopened(steps=400)
     preset.write_text(preset.read_text().replace("seed: 1", "seed: 2"))  # the same file name, other settings
     with pytest.raises(gpu_check.FiguresFileError, match="preset_settings"):
-        gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures)
+        reopened()
     figures.write_text(figures.read_text()[:-20])  # a file cut off while it was written
     with pytest.raises(gpu_check.FiguresFileError, match="is not a figures file"):
-        gpu_check.gpu_check_section(preset, cpu, 200, 1, 1, 1, (32,), figures)
+        reopened()
 
 
 def test_the_critics_are_timed_with_the_fastest_update_that_compiles_nothing():
@@ -151,3 +156,15 @@ def test_the_critics_are_timed_with_the_fastest_update_that_compiles_nothing():
                                                UPDATE_OPTIONS["sac.cuda_graph + sac.compile"])
     assert fastest_update_options(results, compiling=False) == ("sac.cuda_graph", ["sac.cuda_graph=true"])
     assert fastest_update_options({"sac.compile": (10.0, 5.0)}, compiling=False) is None  # eager
+
+
+def test_the_benchmark_refuses_a_figures_file_it_cannot_resume_before_measuring(tmp_path, monkeypatch, capsys):
+    from mtrl.apps import bench
+
+    monkeypatch.setattr("sys.argv", ["bench", "--gpu-check", "--check-figures", str(tmp_path / "no" / "f.json"),
+                                     "--out", str(tmp_path / "BENCHMARKS.md")])
+    monkeypatch.setattr(bench, "gpu_check_section", lambda *args: pytest.fail("measured before the refusal"))
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2
+    assert "folder" in capsys.readouterr().err and not (tmp_path / "BENCHMARKS.md").exists()

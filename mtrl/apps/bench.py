@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtrl.apps.gpu_check import WIDTHS, FiguresFileError, FigureStore, check_setup, collector_workers, gpu_check_section
+from mtrl.apps.gpu_check import WIDTHS, FiguresFileError, gpu_check_section, open_figures
 from mtrl.apps.instruction_count import instructions_section
 from mtrl.cli import ArgumentParser
 from mtrl.combiners import COMBINERS
@@ -508,6 +508,13 @@ def main() -> None:
     check_preset = (args.check_preset or ROOT / ("configs/mt10_gpu.yaml" if device.type == "cuda"
                                                  else "configs/mt10_cpu.yaml")).resolve()
     check_widths = tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,)))
+    check_figures = None
+    if "gpu-check" in sections:  # a figures file that cannot be resumed is refused before anything is measured
+        try:
+            check_figures = open_figures(args.check_figures, check_preset, device, args.check_steps,
+                                         args.check_rounds, args.repeats, args.updates, check_widths)
+        except FiguresFileError as error:
+            parser.error(str(error))
     builders = {"update": lambda: update_section(device, args.repeats, args.updates),
                 "collection": lambda: collection_section(args.env_steps),
                 "end-to-end": lambda: end_to_end_section(args.loop_steps, args.loop_rounds),
@@ -518,14 +525,7 @@ def main() -> None:
                 "baseline": lambda: baseline_section(args.baseline, device, args.rounds, args.repeats, args.updates,
                                                      args.threads),
                 "instructions": lambda: instructions_section(args.baseline, args.candidate, ROOT, args.updates),
-                "gpu-check": lambda: gpu_check_section(check_preset, device, args.check_steps, args.check_rounds,
-                                                       args.repeats, args.updates, check_widths, args.check_figures)}
-    if "gpu-check" in sections:  # a figures file that cannot be resumed is refused before anything is measured
-        try:
-            FigureStore(args.check_figures, check_setup(check_preset, device, args.check_steps, args.check_rounds,
-                                                        args.repeats, args.updates, check_widths, collector_workers()))
-        except FiguresFileError as error:
-            parser.error(str(error))
+                "gpu-check": lambda: gpu_check_section(check_preset, device, check_figures)}
     existing = _read_sections(args.out)
     for section in sections:
         heading, *body = builders[section]()

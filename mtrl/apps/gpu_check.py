@@ -360,11 +360,19 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
     return lines
 
 
-def gpu_check_section(preset: Path, device: torch.device, steps: int, rounds: int, repeats: int, updates: int,
-                      widths: tuple[int, ...] = WIDTHS, figures: Path | None = None) -> list[str]:
-    """Measure (keeping each figure in the JSON file `figures`, if given, and taking those it already holds),
-    then write the section."""
-    workers = collector_workers()
-    store = FigureStore(figures, check_setup(preset, device, steps, rounds, repeats, updates, widths, workers))
+def open_figures(path: Path | None, preset: Path, device: torch.device, steps: int, rounds: int, repeats: int,
+                 updates: int, widths: tuple[int, ...] = WIDTHS) -> FigureStore:
+    """The check's figures for this setup: kept in the JSON file `path` (taking those it already holds), or only
+    in memory when `path` is None. Raises FiguresFileError for a file that cannot be resumed."""
+    return FigureStore(path, check_setup(preset, device, steps, rounds, repeats, updates, widths,
+                                         collector_workers()))
+
+
+def gpu_check_section(preset: Path, device: torch.device, store: FigureStore) -> list[str]:
+    """Measure what `store` does not hold yet, at the sizes its setup names, then write the section."""
+    setup = store.figures["setup"]
+    steps, rounds, repeats, updates, workers = (setup[key] for key in ("steps", "rounds", "repeats", "updates",
+                                                                        "workers"))
+    widths = tuple(setup["widths"])
     measured = measure(preset, device, steps, rounds, repeats, updates, widths, workers, store)
     return render(measured, preset, device, steps, rounds, repeats, updates, workers)
