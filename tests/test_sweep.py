@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +103,8 @@ def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     finished = {n: list_checkpoints(out / n)[-1].stat().st_mtime_ns for n, s in states.items() if s == "finished"}
+    # each run in a process of its own, which loads the code as it is when the run starts
+    assert len({_processes(out / n)[0] for n in names}) == 2
     interrupted = [n for n, s in states.items() if s == "resumable"]
 
     second = _sweep(path, "--num-cpus", "2")
@@ -113,6 +116,7 @@ def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
     for name in interrupted:
         assert f"{name}: resumed" in log
         assert "resuming" in (out / name / "train.log").read_text()
+        assert len(set(_processes(out / name))) == 2  # started by the first sweep, resumed by the second
         steps = [json.loads(line)["step"] for line in (out / name / "evaluations.jsonl").read_text().splitlines()]
         assert steps == [100, 200, 300]
     assert all(run_state(out / n, 300) == "finished" for n in names)
@@ -162,3 +166,8 @@ def test_every_shipped_sweep_file_gives_valid_run_configs(sweep_file: Path, monk
     assert len(names) == len(set(names)) > 0
     for spec in sweep.runs():
         run_config(sweep, spec)  # raises ConfigError on anything invalid
+
+
+def _processes(run_dir: Path) -> list[str]:
+    """The process ids of the sweep workers that ran (or resumed) the run, from its train.log."""
+    return re.findall(r"in process (\d+), code of ", (run_dir / "train.log").read_text())

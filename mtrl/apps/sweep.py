@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from mtrl.checkpoint import checkpoint_path, list_checkpoints
 from mtrl.cli import ArgumentParser
 from mtrl.config import load_config
 from mtrl.errors import ConfigError, RunError
+from mtrl.provenance import code_version
 from mtrl.results import read_evaluations
 from mtrl.signals import StopOnSignal
 
@@ -145,6 +147,8 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}: {'resuming' if state == 'resumable' else 'starting'}"
+              f" in process {os.getpid()}, code of {code_version()}", flush=True)
         trainer = Trainer(cfg, run_dir, resume=state == "resumable")
         result = trainer.train()
         if result is None:
@@ -178,7 +182,9 @@ def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries:
     ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // sweep.cpus))
-    remote = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus, max_retries=max_retries)(train_run)
+    # a new worker process for each run (max_calls=1), so that a run uses the code as it is when the run starts,
+    # the code its records name, not that of the commit an earlier run of the same worker started on
+    remote = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus, max_retries=max_retries, max_calls=1)(train_run)
     launched = time.time()
     pending = {remote.remote(sweep, spec): spec for spec in todo}
     done: list[str] = []
