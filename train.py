@@ -49,11 +49,16 @@ def main() -> None:
     args = parse_args()
     fields = {"method": args.method, "seed": args.seed, "device": args.device}
     if args.resume:
-        if args.config or args.run_dir:
-            raise RunError("--resume takes its config and directory from the run; drop --config/--run-dir")
+        if args.config or args.run_dir or args.overwrite:
+            raise RunError("--resume takes its config and directory from the run and keeps them; drop "
+                           "--config/--run-dir/--overwrite")
         if not (args.resume / "config.yaml").is_file():
             raise RunError(f"'{args.resume}' is not a run directory (no config.yaml)")
+        stored = load_config(args.resume / "config.yaml")
         cfg = load_config(args.resume / "config.yaml", args.overrides, **fields)
+        if (cfg.method, cfg.seed) != (stored.method, stored.seed):  # another run, not this one continued
+            raise RunError(f"'{args.resume}' resumes with its own method and seed ({stored.method}, seed "
+                           f"{stored.seed}), got {cfg.method}, seed {cfg.seed}; start a new run for those")
         run_dir = args.resume
     else:
         config_path = args.config or default_config()

@@ -152,18 +152,14 @@ class WorkerPool:
         self._broadcast("reset")
         return self.arrays["obs"].copy()
 
-    def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
-        """Step every env once; returns copies of obs, next_obs, reward, terminated, truncated and success."""
-        self.step_async(actions)
-        return self.step_wait()
-
     def step_async(self, actions: np.ndarray) -> None:
         """Start a step of every env and return at once: the workers step while this process does other work."""
         self.arrays["action"][:] = actions
         self._send("step")
 
     def step_wait(self) -> dict[str, np.ndarray]:
-        """Wait for the step `step_async` started; returns what `step` returns."""
+        """Wait for the step `step_async` started; returns copies of obs, next_obs, reward, terminated, truncated
+        and success, one row per env."""
         self._receive()
         return {name: self.arrays[name].copy() for name in _FIELDS if name != "action"}
 

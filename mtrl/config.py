@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +96,8 @@ class SACConfig:
     # compile the update's forward-and-loss functions with torch.compile (on CUDA with CUDA graphs). Methods
     # that read the record of the forward (every one but mtsac) keep their recorded forwards eager
     compile: bool = False
-    # capture the whole update in one CUDA graph and replay it (CUDA only; methods that keep no state between
-    # updates: mtsac)
+    # capture the whole update in one CUDA graph and replay it (CUDA only; methods whose rule needs no host round
+    # trip and keeps no state in newly allocated tensors: mtsac)
     cuda_graph: bool = False
 
 
@@ -183,10 +182,6 @@ def _closest(name: str, options: list[str]) -> str:
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
     """Return `value` as `kind`, accepting ints for floats and nothing else loosely."""
-    if isinstance(kind, types.UnionType):  # only `X | None` is used
-        if value is None:
-            return None
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -283,8 +278,9 @@ def validate(cfg: Config) -> Config:
                           f"stepping one or more tasks; got {cfg.env.workers}")
     if cfg.sac.cuda_graph and not COMBINERS[cfg.method].graph_capturable:
         capturable = ", ".join(m for m, c in COMBINERS.items() if c.graph_capturable)
-        raise ConfigError(f"config key 'sac.cuda_graph' supports the methods whose update keeps no state between "
-                          f"updates ({capturable}), got method '{cfg.method}'")
+        raise ConfigError(f"config key 'sac.cuda_graph' supports the methods whose rule can be recorded in a CUDA "
+                          f"graph ({capturable}: no host round trip, no state in new tensors), got method "
+                          f"'{cfg.method}'")
     if cfg.sac.cuda_graph and cfg.device == "cpu":
         raise ConfigError("config key 'sac.cuda_graph' needs a CUDA device, got device=cpu")
     if cfg.train.overlap and cfg.env.vector != "workers":

@@ -68,6 +68,17 @@ def test_existing_run_directory_is_refused_and_untouched(existing_run):
     assert snapshot(existing_run) == before
 
 
+@pytest.mark.parametrize("change,fragment", [(["--method", "pcgrad"], "its own method and seed (mtsac, seed 1)"),
+                                             (["seed=2"], "got mtsac, seed 2"),
+                                             (["--overwrite"], "drop --config/--run-dir/--overwrite")])
+def test_a_resumed_run_keeps_its_method_seed_and_data(existing_run, change, fragment):
+    before = snapshot(existing_run)
+    result = run("train.py", "--resume", str(existing_run), *change)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and fragment in lines[0], result.stderr
+    assert snapshot(existing_run) == before
+
+
 def test_run_without_checkpoints_is_refused_and_untouched(existing_run):
     before = snapshot(existing_run)
     result = run("evaluate.py", str(existing_run))

@@ -13,7 +13,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs nee
 
 
 def test_cuda_graph_is_refused_for_a_method_that_keeps_state_and_on_the_cpu():
-    with pytest.raises(ConfigError, match="supports the methods whose update keeps no state"):
+    with pytest.raises(ConfigError, match="supports the methods whose rule can be recorded in a CUDA graph"):
         load_config("configs/mt10.yaml", ["sac.cuda_graph=true"], method="famo")
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         load_config("configs/mt10.yaml", ["sac.cuda_graph=true", "device=cpu"])
