@@ -94,6 +94,11 @@ def restore_into(loader: Callable[[dict], Any], state: dict, path: Path) -> None
     """Call `loader(state)` (a `load_state_dict`), turning a shape or key mismatch into one clear line."""
     try:
         loader(state)
-    except (RuntimeError, KeyError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except KeyError as error:
+        raise CheckpointError(f"checkpoint '{path}' does not fit this configuration: missing key {error}") from None
+    except (RuntimeError, ValueError) as error:
+        # torch heads its list of mismatches with "Error(s) in loading state_dict for <module>:"; name the first
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if not line.startswith("Error(s) in loading")), None)
+        reason = reason or (lines[0] if lines else type(error).__name__)
         raise CheckpointError(f"checkpoint '{path}' does not fit this configuration: {reason}") from None

@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from mtrl.config import flatten, from_dict
-from mtrl.errors import RunError
+from mtrl.errors import ConfigError, RunError
 from mtrl.stats import confidence_interval, improvement_interval, iqm_over_runs, probability_of_improvement
 
 # Published MT10 success rates (Meta-World v1, 2M steps, 10 seeds, as reported in the methods' papers): a
@@ -98,7 +98,11 @@ def load_run(run_dir: Path) -> Run:
     if not records:
         raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet ({evaluations_log(run_dir).name} is "
                                 "empty or missing)")
-    cfg = from_dict(yaml.safe_load(config.read_text()))
+    try:
+        cfg = from_dict(yaml.safe_load(config.read_text()))
+    except (ConfigError, yaml.YAMLError) as error:  # another version's keys, or a damaged file: name the run
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"run '{run_dir}': its config.yaml does not load ({message})") from None
     settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
     last = records[-1]
     task_curve = np.array([[r["success"][t] for t in last["success"]] for r in records])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mtrl.checkpoint import CheckpointError, list_checkpoints, load_latest, save_checkpoint
+from mtrl.checkpoint import CheckpointError, list_checkpoints, load_latest, restore_into, save_checkpoint
 
 
 def test_keeps_the_newest_and_skips_a_truncated_one(tmp_path, capsys):
@@ -23,3 +23,16 @@ def test_no_checkpoints_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoints" / "step_000000001.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="no readable checkpoint"):
         load_latest(tmp_path)
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_first_mismatch(tmp_path):
+    """torch heads its mismatches with a line naming only the module; the error names the mismatch itself."""
+    narrow, wide = torch.nn.Linear(2, 3), torch.nn.Linear(2, 4)
+    with pytest.raises(CheckpointError, match=r"does not fit this configuration: size mismatch for weight"):
+        restore_into(narrow.load_state_dict, wide.state_dict(), tmp_path / "step.pt")
+
+    def load_famo(state: dict) -> None:
+        state["logits"]  # a state saved by a method that keeps none
+
+    with pytest.raises(CheckpointError, match=r"does not fit this configuration: missing key 'logits'"):
+        restore_into(load_famo, {}, tmp_path / "step.pt")

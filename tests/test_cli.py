@@ -48,6 +48,8 @@ CASES = [
     (["-m", "mtrl.sweep", "missing.yaml"], ["sweep file 'missing.yaml' does not exist"]),
     (["-m", "mtrl.sweep", "configs/mt10_cpu.yaml"], ["has unknown key(s)", "accepted: ['config'"]),
     (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
+    (["-m", "mtrl.bench", "--repeats", "0"], ["--repeats: must be an integer of at least 1, got '0'"]),
+    (["-m", "mtrl.bench", "--device", "gpu"], ["invalid choice: 'gpu'", "'auto', 'cpu', 'cuda'"]),
 ]
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from mtrl.config import load_config, save_config
 from mtrl.envs import TASK_NAMES
+from mtrl.errors import ConfigError
 from mtrl.results import find_runs, group, load_run, mean_and_se, to_json, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +148,10 @@ def test_a_reference_that_names_no_row_is_a_one_line_error_and_writes_nothing(sw
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "no row is labelled 'mtsca'" in done.stderr and "'mtsac', 'ntkmtl_sr'" in done.stderr
     assert not out.exists()
+
+
+def test_a_run_whose_config_does_not_load_is_named(tmp_path):
+    run = fake_run(tmp_path / "old_s1", "mtsac", 1, [0.0] * 10)
+    (run / "config.yaml").write_text((run / "config.yaml").read_text() + "retired_option: 3\n")
+    with pytest.raises(ConfigError, match=r"run '.*old_s1': its config.yaml does not load \(unknown config key"):
+        load_run(run)

@@ -41,12 +41,13 @@ import torch
 
 from mtrl.apps.gpu_check import WIDTHS, FiguresFileError, gpu_check_section, open_figures
 from mtrl.apps.instruction_count import instructions_section
-from mtrl.cli import ArgumentParser
+from mtrl.cli import ArgumentParser, positive_int
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
 from mtrl.provenance import code_version, short_commit
 from mtrl.replay import Batch, MultiTaskReplay
+from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
 from mtrl.trainer import run_replay
 
@@ -450,19 +451,21 @@ def render_benchmarks(sections: dict[str, list[str]]) -> str:
 
 
 def main() -> None:
-    parser = ArgumentParser(description="Measure update cost and memory; write BENCHMARKS.md.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
+    parser = ArgumentParser(prog="python -m mtrl.bench", description="Measure update cost and memory; write "
+                                                                    "BENCHMARKS.md.")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: the GPU where there is one, the CPU otherwise")
+    parser.add_argument("--repeats", type=positive_int, default=9)
+    parser.add_argument("--updates", type=positive_int, default=10, help="updates per timed repeat")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    parser.add_argument("--env-steps", type=int, default=3000, help="env steps per collection measurement")
-    parser.add_argument("--loop-steps", type=int, default=3000, help="training steps of each end-to-end run")
-    parser.add_argument("--loop-rounds", type=int, default=3, help="runs of each loop in the end-to-end section")
+    parser.add_argument("--env-steps", type=positive_int, default=3000, help="env steps per collection measurement")
+    parser.add_argument("--loop-steps", type=positive_int, default=3000, help="training steps of each end-to-end run")
+    parser.add_argument("--loop-rounds", type=positive_int, default=3, help="runs of each loop in the end-to-end section")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--soak-run", type=Path, help="a finished long run, for the soak section")
     parser.add_argument("--baseline", metavar="REF", help="git commit whose update cost this tree's is compared "
                                                           "with (section 'baseline')")
-    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two trees for --baseline")
+    parser.add_argument("--rounds", type=positive_int, default=4, help="alternations of the two trees for --baseline")
     parser.add_argument("--candidate", metavar="REF", help="for 'instructions': the commit measured against "
                                                            "--baseline (default: this working tree)")
     parser.add_argument("--sweep", type=Path, default=ROOT / "configs/sweeps/ablation_cpu.yaml",
@@ -470,7 +473,7 @@ def main() -> None:
     parser.add_argument("--gpu-check", action="store_true", help="only the 'gpu-check' section: on a GPU the GPU "
                                                                      "preset, on a CPU the CPU preset")
     parser.add_argument("--check-steps", type=int, default=800, help="training steps per loop run of the GPU check")
-    parser.add_argument("--check-rounds", type=int, default=1, help="full-length runs of each loop in the GPU check")
+    parser.add_argument("--check-rounds", type=positive_int, default=1, help="full-length runs of each loop in the GPU check")
     parser.add_argument("--check-preset", type=Path,
                         help="the preset the GPU check measures (default: configs/mt10_gpu.yaml on a GPU, "
                              "configs/mt10_cpu.yaml on a CPU)")
@@ -483,7 +486,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     on_demand = {"soak": args.soak_run, "baseline": args.baseline, "instructions": False, "gpu-check": False}
     sections = ["gpu-check"] if args.gpu_check else args.only or [s for s in SECTIONS if on_demand.get(s, True)]

@@ -86,14 +86,21 @@ def load_sweep(path: Path) -> Sweep:
     for key in ("config", "methods", "seeds", "out"):
         if key not in data:
             raise ConfigError(f"sweep file '{path}' needs '{key}'")
-    if not data["methods"] or not data["seeds"]:
-        raise ConfigError(f"sweep file '{path}': 'methods' and 'seeds' must be non-empty lists")
+    for key in ("config", "out"):
+        if not isinstance(data[key], str):
+            raise ConfigError(f"sweep file '{path}': '{key}' must be a path, got {data[key]!r}")
+    if not _list_of(data["methods"], str) or not _list_of(data["seeds"], int):
+        raise ConfigError(f"sweep file '{path}': 'methods' and 'seeds' must be non-empty lists of method names "
+                          f"and of integers, got {data['methods']!r} and {data['seeds']!r}")
     resources = data.get("resources") or {}
-    if set(resources) - {"cpus", "gpus"}:
-        raise ConfigError(f"sweep file '{path}': resources accepts cpus and gpus, got {sorted(resources)}")
+    if not isinstance(resources, dict) or set(resources) - {"cpus", "gpus"}:
+        raise ConfigError(f"sweep file '{path}': resources accepts a mapping of cpus and gpus, got {resources!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in resources.values()):
+        raise ConfigError(f"sweep file '{path}': resources' cpus and gpus must be numbers, got {resources!r}")
     grid = data.get("grid") or {}
-    if not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"sweep file '{path}': every grid entry must be a non-empty list of values")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"sweep file '{path}': grid must map section.key names to non-empty lists of values, "
+                          f"got {grid!r}")
     overrides = data.get("overrides") or []
     if not isinstance(overrides, list):
         raise ConfigError(f"sweep file '{path}': overrides must be a list of section.key=value strings, "
@@ -103,7 +110,7 @@ def load_sweep(path: Path) -> Sweep:
         raise ConfigError(f"sweep file '{path}': variants must map names to lists of section.key=value overrides")
     # absolute paths: Ray workers on other machines or directories read the same files
     sweep = Sweep(config=Path(data["config"]).resolve(), methods=list(data["methods"]),
-                  seeds=[int(s) for s in data["seeds"]], out=Path(data["out"]).resolve(), grid=grid,
+                  seeds=list(data["seeds"]), out=Path(data["out"]).resolve(), grid=grid,
                   variants={str(k): [str(o) for o in v] for k, v in variants.items()},
                   overrides=[str(o) for o in overrides],
                   cpus=float(resources.get("cpus", 1)), gpus=float(resources.get("gpus", 0)))
@@ -112,6 +119,12 @@ def load_sweep(path: Path) -> Sweep:
     for spec in sweep.runs():
         run_config(sweep, spec)
     return sweep
+
+
+def _list_of(value: Any, kind: type) -> bool:
+    """Whether `value` is a non-empty list of `kind` (bools are not integers here)."""
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(v, kind) and not isinstance(v, bool) for v in value))
 
 
 def run_config(sweep: Sweep, spec: RunSpec):
