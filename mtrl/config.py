@@ -216,6 +216,8 @@ def _apply(target: Any, key: str, value: Any) -> None:
         prefix = ".".join(parts[:depth])
         if part not in hints:
             options = [f"{prefix}.{n}" if prefix else n for n in hints]
+            if isinstance(target, Config) and prefix == "net":  # the `net.<key>` shortcut for both networks
+                options += [f"net.{n}" for n in _field_types(NetConfig)]
             raise ConfigError(
                 f"unknown config key '{key}'{_closest('.'.join(parts[: depth + 1]), options)}; "
                 f"accepted here: {', '.join(options)}"

@@ -33,6 +33,7 @@ CASES = [
     # (arguments, fragments the one-line message must contain)
     (["train.py", "--method", "nope"], ["invalid choice: 'nope'", "mtsac"]),
     (["train.py", "sac.batchsize=64"], ["unknown config key 'sac.batchsize'", "did you mean 'sac.batch_size'"]),
+    (["train.py", "net.hidden_dims=64"], ["did you mean 'net.hidden_dim'", "net.actor, net.critic, net.hidden_dim"]),
     (["train.py", "sac.batch_size=lots"], ["'sac.batch_size' expects int", "'lots'"]),
     (["train.py", "sac.gamma=1.5"], ["'sac.gamma' must be in [0, 1]"]),
     (["train.py", "env.protocol=mt50"], ["'env.protocol' got 'mt50'", "mt10-fixed"]),
