@@ -51,6 +51,7 @@ CASES = [
     (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
     (["-m", "mtrl.bench", "--repeats", "0"], ["--repeats: must be an integer of at least 1, got '0'"]),
     (["-m", "mtrl.bench", "--device", "gpu"], ["invalid choice: 'gpu'", "'auto', 'cpu', 'cuda'"]),
+    (["-m", "mtrl.imbalance", "--seeds", "2", "--plot-seed", "2"], ["--plot-seed must be one of the seeds summarised"]),
 ]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from mtrl.cli import ArgumentParser
+from mtrl.cli import ArgumentParser, positive_int
 from mtrl.combiners import make_combiner
 from mtrl.mtl_backward import multitask_backward
 from mtrl.nets import MultiTaskMLP
@@ -80,12 +80,14 @@ def plot(curves: dict[str, torch.Tensor], path: Path) -> None:
 
 def main() -> None:
     torch.set_num_threads(1)  # the networks are tiny: more threads only add overhead
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mtrl.imbalance", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/imbalance.png"))
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, default=6, help="seeds to summarise")
+    parser.add_argument("--steps", type=positive_int, default=1000)
+    parser.add_argument("--seeds", type=positive_int, default=6, help="seeds to summarise")
     parser.add_argument("--plot-seed", type=int, default=2, help="the seed whose curves are drawn")
     args = parser.parse_args()
+    if not 0 <= args.plot_seed < args.seeds:
+        parser.error(f"--plot-seed must be one of the seeds summarised, 0 to {args.seeds - 1}, got {args.plot_seed}")
     print(f"final relative loss of the slow task (mean of the last {args.steps // 10} updates)")
     print("seed  " + "  ".join(f"{m:>10s}" for m in METHODS) + "   mtsac/ntkmtl  mtsac/ntkmtl_sr")
     for seed in range(args.seeds):
