@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from mtrl.cli import ArgumentParser, run_main
 from mtrl.combiners import COMBINERS
-from mtrl.config import load_config
+from mtrl.config import Config, load_config
 from mtrl.errors import RunError
 from mtrl.trainer import Trainer
 
@@ -54,11 +55,12 @@ def main() -> None:
                            "--config/--run-dir/--overwrite")
         if not (args.resume / "config.yaml").is_file():
             raise RunError(f"'{args.resume}' is not a run directory (no config.yaml)")
-        stored = load_config(args.resume / "config.yaml")
         cfg = load_config(args.resume / "config.yaml", args.overrides, **fields)
-        if (cfg.method, cfg.seed) != (stored.method, stored.seed):  # another run, not this one continued
-            raise RunError(f"'{args.resume}' resumes with its own method and seed ({stored.method}, seed "
-                           f"{stored.seed}), got {cfg.method}, seed {cfg.seed}; start a new run for those")
+        stored = yaml.safe_load((args.resume / "config.yaml").read_text()) or {}  # as saved, before any override
+        method, seed = stored.get("method", Config.method), stored.get("seed", Config.seed)
+        if (cfg.method, cfg.seed) != (method, seed):  # another run, not this one continued
+            raise RunError(f"'{args.resume}' resumes with its own method and seed ({method}, seed {seed}), got "
+                           f"{cfg.method}, seed {cfg.seed}; start a new run for those")
         run_dir = args.resume
     else:
         config_path = args.config or default_config()

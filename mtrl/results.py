@@ -99,7 +99,10 @@ def load_run(run_dir: Path) -> Run:
         raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet ({evaluations_log(run_dir).name} is "
                                 "empty or missing)")
     try:
-        cfg = from_dict(yaml.safe_load(config.read_text()))
+        data = yaml.safe_load(config.read_text())
+        if not isinstance(data, dict):
+            raise ConfigError(f"a mapping of sections was expected, got {type(data).__name__}")
+        cfg = from_dict(data)
     except (ConfigError, yaml.YAMLError) as error:  # another version's keys, or a damaged file: name the run
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"run '{run_dir}': its config.yaml does not load ({message})") from None

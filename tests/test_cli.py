@@ -50,7 +50,7 @@ CASES = [
     (["-m", "mtrl.sweep", "configs/mt10_cpu.yaml"], ["has unknown key(s)", "accepted: ['config'"]),
     (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
     (["-m", "mtrl.bench", "--repeats", "0"], ["--repeats: must be an integer of at least 1, got '0'"]),
-    (["-m", "mtrl.bench", "--device", "gpu"], ["invalid choice: 'gpu'", "'auto', 'cpu', 'cuda'"]),
+    (["-m", "mtrl.bench", "--device", "gpu"], ["--device must be auto, cpu, cuda or cuda:N, got 'gpu'"]),
     (["-m", "mtrl.imbalance", "--seeds", "2", "--plot-seed", "2"], ["--plot-seed must be one of the seeds summarised"]),
 ]
 

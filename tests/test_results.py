@@ -155,3 +155,6 @@ def test_a_run_whose_config_does_not_load_is_named(tmp_path):
     (run / "config.yaml").write_text((run / "config.yaml").read_text() + "retired_option: 3\n")
     with pytest.raises(ConfigError, match=r"run '.*old_s1': its config.yaml does not load \(unknown config key"):
         load_run(run)
+    (run / "config.yaml").write_text("")  # a write cut short
+    with pytest.raises(ConfigError, match=r"run '.*old_s1': its config.yaml does not load \(a mapping"):
+        load_run(run)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -453,8 +454,8 @@ def render_benchmarks(sections: dict[str, list[str]]) -> str:
 def main() -> None:
     parser = ArgumentParser(prog="python -m mtrl.bench", description="Measure update cost and memory; write "
                                                                     "BENCHMARKS.md.")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto: the GPU where there is one, the CPU otherwise")
+    parser.add_argument("--device", default="auto", help="auto (the GPU where there is one, the CPU otherwise), "
+                                                          "cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=positive_int, default=9)
     parser.add_argument("--updates", type=positive_int, default=10, help="updates per timed repeat")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
@@ -486,6 +487,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
+        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     on_demand = {"soak": args.soak_run, "baseline": args.baseline, "instructions": False, "gpu-check": False}
