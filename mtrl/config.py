@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,6 +238,11 @@ def _apply(target: Any, key: str, value: Any) -> None:
             setattr(obj, part, _coerce(key, value, kind))
 
 
+def known_device(name: str) -> bool:
+    """Whether `name` is a device this project runs on: auto, cpu, cuda or cuda:N."""
+    return re.fullmatch(r"auto|cpu|cuda(:\d+)?", name) is not None
+
+
 def validate(cfg: Config) -> Config:
     """Check ranges and choices that types alone don't capture; each method's options check their own."""
     if cfg.method not in COMBINERS:
@@ -295,7 +301,7 @@ def validate(cfg: Config) -> Config:
     if cfg.env.eval_copies > cfg.env.episodes_per_evaluation():
         raise ConfigError(f"config key 'env.eval_copies' must be at most the episodes per task "
                           f"({cfg.env.episodes_per_evaluation()}), got {cfg.env.eval_copies}")
-    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
+    if not known_device(cfg.device):
         raise ConfigError(f"unknown device {cfg.device!r}; accepted: auto, cpu, cuda, cuda:N")
     return cfg
 

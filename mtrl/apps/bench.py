@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from mtrl.apps.gpu_check import WIDTHS, FiguresFileError, gpu_check_section, ope
 from mtrl.apps.instruction_count import instructions_section
 from mtrl.cli import ArgumentParser, positive_int
 from mtrl.combiners import COMBINERS
-from mtrl.config import Config, load_config
+from mtrl.config import Config, known_device, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
 from mtrl.provenance import code_version, short_commit
 from mtrl.replay import Batch, MultiTaskReplay
@@ -461,7 +460,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--env-steps", type=positive_int, default=3000, help="env steps per collection measurement")
     parser.add_argument("--loop-steps", type=positive_int, default=3000, help="training steps of each end-to-end run")
-    parser.add_argument("--loop-rounds", type=positive_int, default=3, help="runs of each loop in the end-to-end section")
+    parser.add_argument("--loop-rounds", type=positive_int, default=3,
+                        help="runs of each loop in the end-to-end section")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--soak-run", type=Path, help="a finished long run, for the soak section")
     parser.add_argument("--baseline", metavar="REF", help="git commit whose update cost this tree's is compared "
@@ -474,7 +474,8 @@ def main() -> None:
     parser.add_argument("--gpu-check", action="store_true", help="only the 'gpu-check' section: on a GPU the GPU "
                                                                      "preset, on a CPU the CPU preset")
     parser.add_argument("--check-steps", type=int, default=800, help="training steps per loop run of the GPU check")
-    parser.add_argument("--check-rounds", type=positive_int, default=1, help="full-length runs of each loop in the GPU check")
+    parser.add_argument("--check-rounds", type=positive_int, default=1,
+                        help="full-length runs of each loop in the GPU check")
     parser.add_argument("--check-preset", type=Path,
                         help="the preset the GPU check measures (default: configs/mt10_gpu.yaml on a GPU, "
                              "configs/mt10_cpu.yaml on a CPU)")
@@ -487,7 +488,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", args.device):
+    if not known_device(args.device):
         parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
