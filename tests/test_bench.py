@@ -136,6 +136,7 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     assert "| `famo` | 13.00 | 1.30x |" in text and "| wide | 30.00 | 3.00x | no |" in text
     assert "| 1 (`env.eval_copies=1`, 2 workers each) | 2.0 |" in text
     assert "Seconds each part took to measure" in text
+    assert "| preset (" in text and "and once for 200 (updates" in text
     assert "loop: sequential" in json.loads(figures.read_text())["seconds"]
 
     with pytest.raises(gpu_check.FiguresFileError, match="another setup .steps 200 there, 400 here"):

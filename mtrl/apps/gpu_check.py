@@ -321,10 +321,13 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
                   f"{env_per_step * 1e3:.1f} ms the collector takes per environment step: an update below it is "
                   "hidden entirely by the overlapped loop.", "",
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
-    lines += [f"| {name} | {s * 1e3:.2f} | {s / critics['preset']:.2f}x | {'yes' if s < env_per_step else 'no'} |"
-              for name, s in critics.items()]
+    critic = cfg.net.critic
+    preset_critic = (f"preset ({critic.hidden_layers} x {critic.hidden_dim}"
+                     f"{', residual' if critic.residual else ''}, {cfg.sac.critic_loss})")
+    lines += [f"| {preset_critic if name == 'preset' else name} | {s * 1e3:.2f} | {s / critics['preset']:.2f}x | "
+              f"{'yes' if s < env_per_step else 'no'} |" for name, s in critics.items()]
     lines += ["", f"Training loop end to end: each loop run once for {short_run_steps(steps)} steps (after a run "
-                  f"that warms the compiler's caches, where it compiles) and {rounds} times for {steps} (updates "
+                  f"that warms the compiler's caches, where it compiles) and {_times(rounds)} for {steps} (updates "
                   "from step 100); the steps between the two, from the median full run, so that compiling, "
                   "recording and starting the workers drop out; evaluation left out:", "",
               "| loop | env-steps/s (x10 tasks) | waiting for envs | update | other |", "|---|---|---|---|---|"]
@@ -355,9 +358,17 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
               f"{projection(figures.preset_loop, cfg.env.eval_copies)}; with the fastest settings measured here, "
               f"{projection(best, min(evaluation, key=evaluation.get))}.", "",
               "Seconds each part took to measure (in the run that measured it): " + ", ".join(
-                  f"{part.replace('_', ' ')} {seconds:.0f}" for part, seconds in figures.part_seconds.items())
+                  f"{PART_NAMES.get(part, part)} {seconds:.0f}" for part, seconds in figures.part_seconds.items())
               + ".", ""]
     return lines
+
+
+# the stored figures' keys as the section names them
+PART_NAMES = {"method_costs": "method costs", "option_costs": "update options", "evaluation_rounds": "evaluation"}
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
 
 
 def open_figures(path: Path | None, preset: Path, device: torch.device, steps: int, rounds: int, repeats: int,
