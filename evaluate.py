@@ -25,7 +25,7 @@ if "--video" in sys.argv:  # offscreen rendering; MuJoCo reads this when it is f
     os.environ.setdefault("MUJOCO_GL", "egl")
 
 from mtrl.checkpoint import load_checkpoint, load_latest, restore_into
-from mtrl.cli import ArgumentParser, run_main
+from mtrl.cli import ArgumentParser, device_arg, run_main
 from mtrl.config import from_dict
 from mtrl.envs import MT10, PROTOCOLS, benchmark_copies
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
@@ -42,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="for expert/random (default: mt10)")
     parser.add_argument("--episodes", type=int, help="episodes per task (default: the protocol's)")
     parser.add_argument("--seed", type=int, default=1, help="env seed for expert/random")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--reference", metavar="LABEL", help="the results-table row others are compared with "
                         "(P(better)); default: mtsac, where there is such a row")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from mtrl.cli import ArgumentParser, run_main
+from mtrl.cli import ArgumentParser, device_arg, run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.errors import RunError
@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="YAML config (default: mt10_gpu.yaml on a GPU, mt10_cpu.yaml "
                                                     "otherwise)")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", type=device_arg, help="auto, cpu, cuda or cuda:N (default: the config's)")
     parser.add_argument("--run-dir", type=Path, help="where outputs go (default: runs/<method>_s<seed>_<time>)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its latest "
                                                                         "checkpoint")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from mtrl.checkpoint import CheckpointError
+from mtrl.config import known_device
 from mtrl.errors import ConfigError, RunError
 
 
@@ -27,6 +28,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}")
     return value
+
+
+def device_arg(text: str) -> str:
+    """An argparse type for `--device`: auto, cpu, cuda or cuda:N, as the config's `device` accepts."""
+    if not known_device(text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
 
 
 def fail(message: str) -> NoReturn:

@@ -38,7 +38,7 @@ CASES = [
     (["train.py", "sac.gamma=1.5"], ["'sac.gamma' must be in [0, 1]"]),
     (["train.py", "env.protocol=mt50"], ["'env.protocol' got 'mt50'", "mt10-fixed"]),
     (["train.py", "device=tpu"], ["unknown device 'tpu'", "auto, cpu, cuda"]),
-    (["train.py", "--device", "tpu"], ["invalid choice: 'tpu'"]),
+    (["train.py", "--device", "tpu"], ["--device: must be auto, cpu, cuda or cuda:N, got 'tpu'"]),
     (["train.py", "method=ntkmtl-sr"], ["unknown method 'ntkmtl-sr'", "did you mean 'ntkmtl_sr'", "pcgrad"]),
     (["train.py", "batch_size"], ["not of the form section.key=value"]),
     (["train.py", "--config", "missing.yaml"], ["config file 'missing.yaml' does not exist"]),
@@ -50,7 +50,7 @@ CASES = [
     (["-m", "mtrl.sweep", "configs/mt10_cpu.yaml"], ["has unknown key(s)", "accepted: ['config'"]),
     (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
     (["-m", "mtrl.bench", "--repeats", "0"], ["--repeats: must be an integer of at least 1, got '0'"]),
-    (["-m", "mtrl.bench", "--device", "gpu"], ["--device must be auto, cpu, cuda or cuda:N, got 'gpu'"]),
+    (["-m", "mtrl.bench", "--device", "gpu"], ["--device: must be auto, cpu, cuda or cuda:N, got 'gpu'"]),
     (["-m", "mtrl.imbalance", "--seeds", "2", "--plot-seed", "2"], ["--plot-seed must be one of the seeds summarised"]),
 ]
 

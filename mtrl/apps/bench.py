@@ -41,9 +41,9 @@ import torch
 
 from mtrl.apps.gpu_check import WIDTHS, FiguresFileError, gpu_check_section, open_figures
 from mtrl.apps.instruction_count import instructions_section
-from mtrl.cli import ArgumentParser, positive_int
+from mtrl.cli import ArgumentParser, device_arg, positive_int
 from mtrl.combiners import COMBINERS
-from mtrl.config import Config, known_device, load_config
+from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
 from mtrl.provenance import code_version, short_commit
 from mtrl.replay import Batch, MultiTaskReplay
@@ -453,7 +453,7 @@ def render_benchmarks(sections: dict[str, list[str]]) -> str:
 def main() -> None:
     parser = ArgumentParser(prog="python -m mtrl.bench", description="Measure update cost and memory; write "
                                                                     "BENCHMARKS.md.")
-    parser.add_argument("--device", default="auto", help="auto (the GPU where there is one, the CPU otherwise), "
+    parser.add_argument("--device", type=device_arg, default="auto", help="auto (the GPU where there is one, the CPU otherwise), "
                                                           "cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=positive_int, default=9)
     parser.add_argument("--updates", type=positive_int, default=10, help="updates per timed repeat")
@@ -488,8 +488,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not known_device(args.device):
-        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     on_demand = {"soak": args.soak_run, "baseline": args.baseline, "instructions": False, "gpu-check": False}
