@@ -157,7 +157,6 @@ class MultiTaskMLP(nn.Module):
                 layers.append([factory.linear(hidden_dim if i else in_dim, hidden_dim), *norm, ReLU()])
         self.encoder = nn.Sequential(*[m for layer in layers[:num_shared] for m in layer])
         self.heads = nn.Sequential(*[m for layer in layers[num_shared:] for m in layer])
-        self.num_tasks, self.members = num_tasks, members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _run(self.heads, _run(self.encoder, x))

@@ -31,7 +31,7 @@ class MTSAC:
     a combiner per network that weighs the tasks' gradients on the shared encoder (`cfg.method`)."""
 
     def __init__(self, cfg: Config, obs_dim: int, action_dim: int, num_tasks: int, device: torch.device):
-        self.cfg, self.device, self.num_tasks = cfg, device, num_tasks
+        self.cfg, self.device = cfg, device
         sac = cfg.sac
         self.q_values = make_q_values(sac.critic_loss, sac.bins, sac.v_min, sac.v_max, device)
         self.actor = Actor(obs_dim, action_dim, num_tasks, **asdict(cfg.net.actor), log_std_min=sac.log_std_min,
