@@ -47,7 +47,7 @@ def multitask_backward(losses: torch.Tensor, net: MultiTaskNet, record: ForwardR
     if not net.shared_parameters() or isinstance(combiner, EqualWeighting):
         plain_backward(losses, net)
         return {"weight": torch.ones_like(losses.detach())}
-    cached = combiner.cached_weights()
+    cached = combiner.begin_update()
     if cached is not None:
         weights = cached.to(losses.device)
         weighted_backward(losses, net, record, weights)

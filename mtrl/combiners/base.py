@@ -52,9 +52,10 @@ class Combiner(ABC):
         """The same batch's per-task losses after the optimizer step, for rules that learn from how the
         losses moved (FAMO); called only where `needs_losses_after_step`."""
 
-    def cached_weights(self) -> torch.Tensor | None:
-        """Called once per update before anything is computed: weights to use again for this update, or
-        None to compute fresh ones. Only rules that refresh their weights now and then return any."""
+    def begin_update(self) -> torch.Tensor | None:
+        """Start an update (called once per update, before anything is computed; rules that count updates
+        count it here): the weights to use again for it, or None to compute fresh ones. Only rules that
+        refresh their weights now and then return any."""
         return None
 
     def state_dict(self) -> dict[str, Any]:

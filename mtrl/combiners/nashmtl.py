@@ -36,7 +36,7 @@ class NashMTL(GramWeighting):
         self.options = options or NashMTLOptions()
         self.state = {"updates": 0, "cached_weights": None}
 
-    def cached_weights(self) -> torch.Tensor | None:
+    def begin_update(self) -> torch.Tensor | None:
         cached, updates = self.state["cached_weights"], self.state["updates"]
         self.state["updates"] = updates + 1
         refresh = cached is None or updates % self.options.update_every == 0
