@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
@@ -210,8 +211,23 @@ class MT10:
 
 def benchmark_copies(protocol: str | Protocol, seed: int, copies: int, reward_version: str = "v2",
                      **options: Any) -> list[MT10]:
-    """`copies` copies of the benchmark for an evaluation (copy 0 is `MT10(protocol, seed, ...)` itself)."""
-    return [MT10(protocol, seed, reward_version, copy=c, **options) for c in range(copies)]
+    """`copies` copies of the benchmark for an evaluation (copy 0 is `MT10(protocol, seed, ...)` itself).
+
+    Several copies are built side by side, each in a thread of its own: a copy on worker processes spends its
+    construction waiting for them to import Meta-World and build their environments, about ten seconds each
+    copy took one after another. If one copy fails, the others are closed and its error raised."""
+    if copies == 1:
+        return [MT10(protocol, seed, reward_version, **options)]
+    _benchmark(seed)  # built once in this process, before the threads share it
+    with ThreadPoolExecutor(max_workers=copies) as threads:
+        futures = [threads.submit(MT10, protocol, seed, reward_version, copy=c, **options) for c in range(copies)]
+    built = [future.result() for future in futures if future.exception() is None]
+    failed = [future.exception() for future in futures if future.exception() is not None]
+    if failed:
+        for env in built:
+            env.close()
+        raise failed[0]
+    return built
 
 
 def _class_to_task(class_name: str) -> str:

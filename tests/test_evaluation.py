@@ -1,10 +1,13 @@
 """The evaluator checked against reference policies (scripted experts succeed, random actions do not) and
 against scripted episodes whose outcome is known, alone and spread over several copies of the benchmark."""
 
+import threading
+
 import numpy as np
 import pytest
 
-from mtrl.envs import MT10, NUM_TASKS, PROTOCOLS, TASK_NAMES, Step
+from mtrl import envs
+from mtrl.envs import MT10, NUM_TASKS, PROTOCOLS, TASK_NAMES, Step, benchmark_copies
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
 
 
@@ -82,3 +85,45 @@ def test_a_copy_draws_its_own_goals_from_the_same_benchmark(official_env):
         assert result.success_mean >= 0.9, result.to_markdown()
     finally:
         other.close()
+
+
+class CopyUnderConstruction:
+    """Stands in for `MT10` in `benchmark_copies`: waits at `barrier` until every copy is being built, so that
+    copies built one after another never get past it; copy `fails` raises."""
+
+    barrier: threading.Barrier
+    fails: int | None = None
+
+    def __init__(self, protocol, seed, reward_version, copy=0, **options):
+        self.copy, self.closed = copy, False
+        self.barrier.wait(timeout=10)
+        if copy == self.fails:
+            raise RuntimeError(f"copy {copy} failed to start")
+        built.append(self)
+
+    def close(self):
+        self.closed = True
+
+
+built: list[CopyUnderConstruction] = []
+
+
+@pytest.fixture
+def copies_under_construction(monkeypatch):
+    built.clear()
+    CopyUnderConstruction.barrier, CopyUnderConstruction.fails = threading.Barrier(3), None
+    monkeypatch.setattr(envs, "MT10", CopyUnderConstruction)
+    monkeypatch.setattr(envs, "_benchmark", lambda seed: None)
+    return CopyUnderConstruction
+
+
+def test_copies_of_the_benchmark_are_built_side_by_side(copies_under_construction):
+    copies = benchmark_copies("mt10", 1, 3)
+    assert [c.copy for c in copies] == [0, 1, 2]  # in copy order, whichever finished first
+
+
+def test_a_copy_that_fails_closes_the_others(copies_under_construction):
+    copies_under_construction.fails = 1
+    with pytest.raises(RuntimeError, match="copy 1 failed to start"):
+        benchmark_copies("mt10", 1, 3)
+    assert sorted(c.copy for c in built) == [0, 2] and all(c.closed for c in built)
