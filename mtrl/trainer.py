@@ -83,9 +83,10 @@ class Trainer:
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
         self.interrupted: str | None = None
-        # wall-clock seconds of this process's loop: waiting for env steps, in updates (CPU timing: on a GPU the
-        # update is asynchronous and its time lands wherever the host next waits), in evaluations, and in total
-        self.seconds = {"env": 0.0, "update": 0.0, "evaluation": 0.0, "total": 0.0}
+        # wall-clock seconds of this process's loop: waiting for env steps, choosing actions, storing steps in the
+        # replay, in updates (CPU timing: on a GPU the update is asynchronous and its time lands wherever the host
+        # next waits, which is choosing the next actions), in evaluations, and in total
+        self.seconds = {"env": 0.0, "act": 0.0, "store": 0.0, "update": 0.0, "evaluation": 0.0, "total": 0.0}
         self.earlier_seconds = 0.0  # the loop's wall clock in earlier processes of this run (before a resume)
         goal_sampler = None
         if resume:
@@ -248,7 +249,7 @@ class Trainer:
             if self.step < cfg.warmup_steps:
                 action = self.rng.uniform(-1.0, 1.0, (k, self.env.action_dim)).astype(np.float32)
             else:
-                action = self.agent.act(obs, deterministic=False)
+                action = self._timed("act", self.agent.act, obs, False)
             try:
                 # overlapped, the update runs while the workers step the envs, on the replay without this step
                 self._timed("env", self.env.step_async, action)
@@ -260,7 +261,7 @@ class Trainer:
                     raise
                 bar.close()  # the signal reached the collector's workers too: stop at the last finished step
                 return None
-            self.replay.add(obs, action, step.reward, step.next_obs, step.terminated, step.done)
+            self._timed("store", self.replay.add, obs, action, step.reward, step.next_obs, step.terminated, step.done)
             if self.reward_normaliser is not None:
                 self.reward_normaliser.observe(step.reward, step.terminated, step.done)
             obs = step.obs

@@ -120,8 +120,8 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
         if len(looped) == 1:
             raise KeyboardInterrupt  # the time limit, during the second loop
         looped.append(options)
-        return {"rate": 50.0, "per_step": {"env": 0.005, "update": 0.01, "evaluation": 0.0, "total": 0.02,
-                                           "loop": 0.02}}
+        return {"rate": 50.0, "per_step": {"env": 0.005, "act": 0.002, "store": 0.001, "update": 0.01,
+                                           "evaluation": 0.0, "total": 0.02, "loop": 0.02}}
 
     monkeypatch.setattr(gpu_check, "loop_rate", loop_rate)
     with pytest.raises(KeyboardInterrupt):
@@ -137,6 +137,7 @@ def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_pa
     assert "| 1 (`env.eval_copies=1`, 2 workers each) | 2.0 |" in text
     assert "Seconds each part took to measure" in text
     assert "| preset (" in text and "and once for 200 (updates" in text
+    assert "| sequential | 50.0 (500) | 25% | 10% | 5% | 50% | 10% |" in text  # env, act, store, update, other
     assert "loop: sequential" in json.loads(figures.read_text())["seconds"]
 
     with pytest.raises(gpu_check.FiguresFileError, match="another setup .steps 200 there, 400 here"):

@@ -329,13 +329,17 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
     lines += ["", f"Training loop end to end: each loop run once for {short_run_steps(steps)} steps (after a run "
                   f"that warms the compiler's caches, where it compiles) and {_times(rounds)} for {steps} (updates "
                   "from step 100); the steps between the two, from the median full run, so that compiling, "
-                  "recording and starting the workers drop out; evaluation left out:", "",
-              "| loop | env-steps/s (x10 tasks) | waiting for envs | update | other |", "|---|---|---|---|---|"]
+                  "recording and starting the workers drop out; evaluation left out. On a GPU the update column is the time "
+                  "to launch it: choosing the next actions waits for its kernels to finish.", "",
+              "| loop | env-steps/s (x10 tasks) | waiting for envs | choosing actions | storing | update | other |",
+              "|---|---|---|---|---|---|---|"]
+    parts = ("env", "act", "store", "update")
     for mode, rate in rates.items():
         seconds = figures.loop_seconds[mode]
-        other = seconds["loop"] - seconds["env"] - seconds["update"]
-        lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | {seconds['env'] / seconds['loop']:.0%} | "
-                     f"{seconds['update'] / seconds['loop']:.0%} | {other / seconds['loop']:.0%} |")
+        other = seconds["loop"] - sum(seconds[part] for part in parts)
+        lines.append(f"| {mode} | {rate:.1f} ({rate * NUM_TASKS:.0f}) | "
+                     + " | ".join(f"{share:.0%}" for share in [*(seconds[p] / seconds["loop"] for p in parts),
+                                                                other / seconds["loop"]]) + " |")
     episodes = cfg.env.episodes_per_evaluation()
     evaluation = {c: math.ceil(episodes / c) * t for c, t in figures.evaluation_rounds.items()}  # s per evaluation
     lines += ["", f"Evaluation ({episodes} episodes per task), from one round of episodes with the untrained policy, "
