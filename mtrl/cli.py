@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from mtrl.checkpoint import CheckpointError
-from mtrl.config import known_device
 from mtrl.errors import ConfigError, RunError
+from mtrl.runtime import known_device
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from mtrl.combiners.ntkmtl import NTKMTLOptions
 from mtrl.combiners.ntkmtl_sr import NTKMTLSROptions
 from mtrl.envs import NUM_TASKS, PROTOCOLS
 from mtrl.errors import ConfigError
+from mtrl.runtime import known_device
 
 
 @dataclass
@@ -236,11 +236,6 @@ def _apply(target: Any, key: str, value: Any) -> None:
             raise ConfigError(f"config key '{'.'.join(parts[: depth + 1])}' is a value, not a section")
         else:
             setattr(obj, part, _coerce(key, value, kind))
-
-
-def known_device(name: str) -> bool:
-    """Whether `name` is a device this project runs on: auto, cpu, cuda or cuda:N."""
-    return re.fullmatch(r"auto|cpu|cuda(:\d+)?", name) is not None
 
 
 def validate(cfg: Config) -> Config:

@@ -8,6 +8,7 @@ not a terminal state and the critic must bootstrap through it.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,9 @@ def _masked(info: dict, key: str, num_envs: int) -> np.ndarray:
     return np.where(info[f"_{key}"], info[key], 0)
 
 
+_SETUP_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=4)
 def _benchmark(seed: int) -> metaworld.MT10:
     """Meta-World's MT10 benchmark of `seed`, built once per process: building it samples each task's 50 goals
@@ -117,7 +121,9 @@ class MT10:
                  copy: int = 0):
         self.protocol = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
         render = {"render_mode": render_mode, "width": width, "height": height}
-        with warnings.catch_warnings():  # Meta-World's float64 bounds make Gymnasium warn about precision
+        # one copy at a time through the setup (warnings' filters are process-wide); the wait for the workers
+        # below, where a copy's construction spends its time, runs side by side in `benchmark_copies`
+        with _SETUP_LOCK, warnings.catch_warnings():  # Meta-World's float64 bounds make Gymnasium warn
             warnings.simplefilter("ignore", UserWarning)
             env_fns = task_env_fns(self.protocol, seed, reward_version, copy, **render)
             if vector == "workers":
@@ -130,7 +136,11 @@ class MT10:
                 vectoriser = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}[vector]
                 self.envs = vectoriser(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
                 self.pool = None
-        names = [_class_to_task(c) for c in self.call("task_name")]
+        try:  # the first call waits for the environments to be built
+            names = [_class_to_task(c) for c in self.call("task_name")]
+        except BaseException:
+            self.close()
+            raise
         if tuple(names) != TASK_NAMES:
             self.close()
             raise RuntimeError(f"Meta-World returned tasks {names}, expected {list(TASK_NAMES)}")
@@ -213,21 +223,26 @@ def benchmark_copies(protocol: str | Protocol, seed: int, copies: int, reward_ve
                      **options: Any) -> list[MT10]:
     """`copies` copies of the benchmark for an evaluation (copy 0 is `MT10(protocol, seed, ...)` itself).
 
-    Several copies are built side by side, each in a thread of its own: a copy on worker processes spends its
-    construction waiting for them to import Meta-World and build their environments, about ten seconds each
-    copy took one after another. If one copy fails, the others are closed and its error raised."""
-    if copies == 1:
-        return [MT10(protocol, seed, reward_version, **options)]
+    Copies on worker processes (`vector="workers"`) are built side by side, each in a thread of its own: such a
+    copy spends its construction waiting for its workers to import Meta-World and build their environments,
+    about ten seconds each copy took one after another. If one copy fails, the others are closed and its error
+    raised."""
+    def build(copy: int) -> MT10:
+        return MT10(protocol, seed, reward_version, copy=copy, **options)
+
+    if copies == 1 or options.get("vector") != "workers":  # nothing to wait for side by side
+        return [build(c) for c in range(copies)]
     _benchmark(seed)  # built once in this process, before the threads share it
+    # every copy's workers live side by side through the evaluation anyway: no fewer threads than copies
     with ThreadPoolExecutor(max_workers=copies) as threads:
-        futures = [threads.submit(MT10, protocol, seed, reward_version, copy=c, **options) for c in range(copies)]
-    built = [future.result() for future in futures if future.exception() is None]
-    failed = [future.exception() for future in futures if future.exception() is not None]
-    if failed:
-        for env in built:
-            env.close()
-        raise failed[0]
-    return built
+        futures = [threads.submit(build, c) for c in range(copies)]
+    errors = [error for error in (future.exception() for future in futures) if error is not None]
+    if errors:
+        for future in futures:
+            if future.exception() is None:
+                future.result().close()
+        raise errors[0]
+    return [future.result() for future in futures]
 
 
 def _class_to_task(class_name: str) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from mtrl.errors import RunError
+
+
+def known_device(name: str) -> bool:
+    """Whether `name` is a device this project runs on: auto, cpu, cuda or cuda:N."""
+    return re.fullmatch(r"auto|cpu|cuda(:\d+)?", name) is not None
 
 
 def resolve_device(name: str) -> torch.device:

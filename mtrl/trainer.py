@@ -85,7 +85,8 @@ class Trainer:
         self.interrupted: str | None = None
         # wall-clock seconds of this process's loop: waiting for env steps, choosing actions, storing steps in the
         # replay, in updates (CPU timing: on a GPU the update is asynchronous and its time lands wherever the host
-        # next waits, which is choosing the next actions), in evaluations, and in total
+        # next waits for the GPU: storing the step when overlapped, choosing actions otherwise), in evaluations,
+        # and in total
         self.seconds = {"env": 0.0, "act": 0.0, "store": 0.0, "update": 0.0, "evaluation": 0.0, "total": 0.0}
         self.earlier_seconds = 0.0  # the loop's wall clock in earlier processes of this run (before a resume)
         goal_sampler = None
@@ -219,10 +220,10 @@ class Trainer:
                            f"(last per-task losses: {losses}); they were skipped, and the newest checkpoint in "
                            f"{self.run_dir / 'checkpoints'} is intact")
 
-    def _timed(self, part: str, function: Callable[..., Any], *args: Any) -> Any:
-        """`function(*args)`, its wall clock added to `self.seconds[part]`."""
+    def _timed(self, part: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`function(*args, **kwargs)`, its wall clock added to `self.seconds[part]`."""
         started = time.perf_counter()
-        result = function(*args)
+        result = function(*args, **kwargs)
         self.seconds[part] += time.perf_counter() - started
         return result
 
@@ -249,7 +250,7 @@ class Trainer:
             if self.step < cfg.warmup_steps:
                 action = self.rng.uniform(-1.0, 1.0, (k, self.env.action_dim)).astype(np.float32)
             else:
-                action = self._timed("act", self.agent.act, obs, False)
+                action = self._timed("act", self.agent.act, obs, deterministic=False)
             try:
                 # overlapped, the update runs while the workers step the envs, on the replay without this step
                 self._timed("env", self.env.step_async, action)

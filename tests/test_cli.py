@@ -65,6 +65,13 @@ def test_bad_input_gets_one_clear_line(args, fragments):
         assert fragment in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:1"])
+def test_every_device_the_config_accepts_is_a_valid_flag(name):
+    from mtrl.cli import device_arg
+
+    assert device_arg(name) == name
+
+
 def test_existing_run_directory_is_refused_and_untouched(existing_run):
     before = snapshot(existing_run)
     result = run("train.py", "--run-dir", str(existing_run))

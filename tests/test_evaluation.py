@@ -118,12 +118,12 @@ def copies_under_construction(monkeypatch):
 
 
 def test_copies_of_the_benchmark_are_built_side_by_side(copies_under_construction):
-    copies = benchmark_copies("mt10", 1, 3)
+    copies = benchmark_copies("mt10", 1, 3, vector="workers")
     assert [c.copy for c in copies] == [0, 1, 2]  # in copy order, whichever finished first
 
 
 def test_a_copy_that_fails_closes_the_others(copies_under_construction):
     copies_under_construction.fails = 1
     with pytest.raises(RuntimeError, match="copy 1 failed to start"):
-        benchmark_copies("mt10", 1, 3)
+        benchmark_copies("mt10", 1, 3, vector="workers")
     assert sorted(c.copy for c in built) == [0, 2] and all(c.closed for c in built)

@@ -453,8 +453,8 @@ def render_benchmarks(sections: dict[str, list[str]]) -> str:
 def main() -> None:
     parser = ArgumentParser(prog="python -m mtrl.bench", description="Measure update cost and memory; write "
                                                                     "BENCHMARKS.md.")
-    parser.add_argument("--device", type=device_arg, default="auto", help="auto (the GPU where there is one, the CPU otherwise), "
-                                                          "cpu, cuda or cuda:N")
+    parser.add_argument("--device", type=device_arg, default="auto",
+                        help="auto (the GPU where there is one, the CPU otherwise), cpu, cuda or cuda:N")
     parser.add_argument("--repeats", type=positive_int, default=9)
     parser.add_argument("--updates", type=positive_int, default=10, help="updates per timed repeat")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")

@@ -298,10 +298,11 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
     cfg = load_config(preset)
     costs, critics, rates = figures.method_costs, figures.critic_costs, figures.loop_rates
     env_per_step = figures.loop_seconds["sequential"]["env"]  # waiting for the workers, nothing overlapped
+    critic = cfg.net.critic
+    critic_shape = f"{critic.hidden_layers} x {critic.hidden_dim}{', residual' if critic.residual else ''}"
     lines = ["## GPU check", "",
              f"Preset `{preset_name(preset)}` ({cfg.env.protocol}, actor "
-             f"{cfg.net.actor.hidden_layers} x {cfg.net.actor.hidden_dim}, critic {cfg.net.critic.hidden_layers} x "
-             f"{cfg.net.critic.hidden_dim}{', residual' if cfg.net.critic.residual else ''}, "
+             f"{cfg.net.actor.hidden_layers} x {cfg.net.actor.hidden_dim}, critic {critic_shape}, "
              f"{cfg.sac.critic_loss} critic loss, batch {cfg.sac.batch_size}) on `{device}`, the collector on "
              f"{workers} worker processes.", "",
              f"Update cost per method (eager), same batch, interleaved, median of {repeats} repeats of {updates} "
@@ -321,16 +322,15 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
                   f"{env_per_step * 1e3:.1f} ms the collector takes per environment step: an update below it is "
                   "hidden entirely by the overlapped loop.", "",
               "| critic | ms per update | ratio to the preset | below one env step |", "|---|---|---|---|"]
-    critic = cfg.net.critic
-    preset_critic = (f"preset ({critic.hidden_layers} x {critic.hidden_dim}"
-                     f"{', residual' if critic.residual else ''}, {cfg.sac.critic_loss})")
+    preset_critic = f"preset ({critic_shape}, {cfg.sac.critic_loss})"
     lines += [f"| {preset_critic if name == 'preset' else name} | {s * 1e3:.2f} | {s / critics['preset']:.2f}x | "
               f"{'yes' if s < env_per_step else 'no'} |" for name, s in critics.items()]
     lines += ["", f"Training loop end to end: each loop run once for {short_run_steps(steps)} steps (after a run "
                   f"that warms the compiler's caches, where it compiles) and {_times(rounds)} for {steps} (updates "
                   "from step 100); the steps between the two, from the median full run, so that compiling, "
                   "recording and starting the workers drop out; evaluation left out. On a GPU the update column is the time "
-                  "to launch it: choosing the next actions waits for its kernels to finish.", "",
+                  "to launch it; its kernels are waited for at the host's next wait for the GPU (storing the step "
+                  "when overlapped, choosing actions otherwise).", "",
               "| loop | env-steps/s (x10 tasks) | waiting for envs | choosing actions | storing | update | other |",
               "|---|---|---|---|---|---|---|"]
     parts = ("env", "act", "store", "update")
@@ -363,7 +363,7 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
               f"{projection(best, min(evaluation, key=evaluation.get))}.", "",
               "Seconds each part took to measure (in the run that measured it): " + ", ".join(
                   f"{PART_NAMES.get(part, part)} {seconds:.0f}" for part, seconds in figures.part_seconds.items())
-              + ".", ""]
+              + f"; {sum(figures.part_seconds.values()):.0f} in all.", ""]
     return lines
 
 
