@@ -70,13 +70,12 @@ def main() -> None:
             raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
                            f"--overwrite to replace it")
         print(f"config {config_path}, run directory {run_dir}")
-    trainer = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite)
-    result = trainer.train()
-    if result is None:
-        print(f"{trainer.interrupted}: stopped after step {trainer.step} and wrote a checkpoint; continue with "
+    outcome = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite).train()
+    if outcome.stopped_by is not None:
+        print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint; continue with "
               f"python train.py --resume {run_dir}", file=sys.stderr)
-        sys.exit(128 + signal.Signals[trainer.interrupted].value)
-    print(result.to_markdown())
+        sys.exit(128 + signal.Signals[outcome.stopped_by].value)
+    print(outcome.result.to_markdown())
 
 
 if __name__ == "__main__":

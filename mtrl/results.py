@@ -227,7 +227,7 @@ def group(runs: list[Run]) -> list[Row]:
     for i, run in enumerate(runs):
         groups.setdefault(tuple(sorted(run.settings.items())), []).append(i)
     shown = _merge_network_keys(runs)
-    keys = sorted({k for s in shown for k in s} - {"method"})
+    keys = sorted({k for s in shown for k in s} - {"method", "label"})  # an unnamed row is labelled by its keys
     varying = [k for k in keys if len({repr(shown[g[0]].get(k)) for g in groups.values()}) > 1]
     rows = []
     for indices in groups.values():

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,16 @@ def run_reward_normaliser(cfg: Config, device: torch.device) -> RewardNormaliser
     return RewardNormaliser(NUM_TASKS, cfg.sac.gamma, cfg.sac.target_entropy, cfg.sac.v_max, device)
 
 
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How a call of `Trainer.train` ended: at `train.steps` with its last evaluation (`result`), or stopped by a
+    signal (`stopped_by` names it, `result` is None) after `step`, whose checkpoint has been written."""
+
+    step: int
+    result: EvalResult | None
+    stopped_by: str | None = None
+
+
 class Trainer:
     """One training run: collects steps from the ten tasks, updates the agent, evaluates, logs and checkpoints
     into `run_dir` (or resumes from its newest checkpoint), and stops cleanly on SIGINT or SIGTERM."""
@@ -82,7 +93,6 @@ class Trainer:
         self.step = 0
         self.last_success: float | None = None
         self.last_result: EvalResult | None = None
-        self.interrupted: str | None = None
         # wall-clock seconds of this process's loop: waiting for env steps, choosing actions, storing steps in the
         # replay, in updates (CPU timing: on a GPU the update is asynchronous and its time lands wherever the host
         # next waits for the GPU: storing the step when overlapped, choosing actions otherwise), in evaluations,
@@ -191,21 +201,20 @@ class Trainer:
                                 "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1),
                                 "code": self.code}) + "\n")
 
-    def train(self) -> EvalResult | None:
-        """Run to `train.steps`; returns the last evaluation, or None if a signal stopped the run early
-        (then `self.interrupted` names it and a checkpoint of the last finished step has been written)."""
+    def train(self) -> TrainOutcome:
+        """Run to `train.steps`, or until SIGINT or SIGTERM stops the run at the last finished step, which is
+        then checkpointed."""
         try:
             with StopOnSignal() as stop:
                 result = self._loop(stop)
             if stop.signal is not None:
-                self.interrupted = stop.signal
                 self.save()
                 self.monitor.close()
         finally:  # worker processes of the collector end with the run, also in a long-lived sweep worker
             self.env.close()
             for env in self.eval_envs:
                 env.close()
-        return result
+        return TrainOutcome(self.step, result, stop.signal)
 
     def _sample(self) -> Batch:
         """A task-balanced batch, its rewards divided by each task's return scale if rewards are normalised."""

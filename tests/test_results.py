@@ -123,6 +123,13 @@ def test_named_settings_label_their_rows(tmp_path):
     assert [(r.label, len(r.runs)) for r in rows] == [("mtsac default", 1), ("mtsac wide critic", 2)]
 
 
+def test_an_unnamed_row_beside_named_ones_is_labelled_by_the_settings_that_differ(tmp_path):
+    fake_run(tmp_path / "a", "mtsac", 1, [0.0] * 10, "train.overlap=true")
+    fake_run(tmp_path / "b", "mtsac", 1, [1.0] * 10, "label=sequential", "train.overlap=false")
+    rows = group([load_run(p) for p in find_runs([tmp_path])])
+    assert [r.label for r in rows] == ["mtsac sequential", "mtsac train.overlap=True"]
+
+
 def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):
     out = tmp_path / "table"
     done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--out", str(out)], cwd=ROOT,

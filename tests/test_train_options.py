@@ -1,8 +1,11 @@
 """Training-loop options on a real MT10 run of a few steps: updates per environment step, reward normalisation
 statistics that survive a checkpoint, with the episodes in progress ended on resuming, and the official
-protocol's evaluation copies and goal sampling, and the code version a run records."""
+protocol's evaluation copies and goal sampling, the code version a run records, and what `train` returns when a
+signal stops it."""
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +63,7 @@ def test_official_protocol_evaluation_on_copies_and_goal_sampling_through_a_chec
     overrides = ["env.protocol=mt10", "env.eval_episodes=2", "env.eval_copies=2", "train.steps=10",
                  "train.warmup_steps=10", "train.eval_every=10"]
     trainer = Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", TINY + overrides), tmp_path / "run")
-    result = trainer.train()
+    result = trainer.train().result
     assert [env.protocol.name for env in trainer.eval_envs] == ["mt10", "mt10"]
     assert result.episodes == 2 and all(rate in (0, 0.5, 1) for rate in result.success.values())
     assert all(env.pool is None and env.envs.closed for env in trainer.eval_envs)  # closed with the run
@@ -93,3 +96,19 @@ def test_a_run_resumed_without_its_replay_buffer_fills_it_again_before_updating(
     resumed_head = resumed.agent.critic.net.heads[0].weight
     assert int(resumed.agent.critic_opt.state[resumed_head]["step"]) == updates_before + 6
     assert load_config(tmp_path / "run" / "config.yaml").train.steps == 170  # the override is recorded
+
+
+def test_a_signal_ends_train_with_an_outcome_naming_it_and_the_checkpointed_step(tmp_path, monkeypatch):
+    trainer = Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", TINY), tmp_path / "run")
+    update = trainer.agent.update
+
+    def update_then_signal(batch):
+        metrics = update(batch)
+        if trainer.step == 154:  # the update of the sixth step after the warm-up
+            os.kill(os.getpid(), signal.SIGINT)
+        return metrics
+
+    monkeypatch.setattr(trainer.agent, "update", update_then_signal)
+    outcome = trainer.train()
+    assert (outcome.stopped_by, outcome.step, outcome.result) == ("SIGINT", 155, None)
+    assert load_latest(tmp_path / "run")[1]["step"] == 155

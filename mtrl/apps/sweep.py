@@ -162,14 +162,13 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
     with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}: {'resuming' if state == 'resumable' else 'starting'}"
               f" in process {os.getpid()}, code of {code_version()}", flush=True)
-        trainer = Trainer(cfg, run_dir, resume=state == "resumable")
-        result = trainer.train()
-        if result is None:
-            print(f"{trainer.interrupted}: stopped after step {trainer.step} and wrote a checkpoint")
-    if result is None:
-        raise RunError(f"run {spec.name} was stopped by {trainer.interrupted} at step {trainer.step}")
+        outcome = Trainer(cfg, run_dir, resume=state == "resumable").train()
+        if outcome.stopped_by is not None:
+            print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint")
+    if outcome.stopped_by is not None:
+        raise RunError(f"run {spec.name} was stopped by {outcome.stopped_by} at step {outcome.step}")
     return {"name": spec.name, "state": "resumed" if state == "resumable" else "trained",
-            "success_mean": result.success_mean}
+            "success_mean": outcome.result.success_mean}
 
 
 @dataclass
