@@ -1,4 +1,4 @@
-"""Config keys added with the network options, and values YAML reads loosely."""
+"""Config keys added with the network options, values YAML reads loosely, and presets that load and agree."""
 
 from pathlib import Path
 
@@ -71,3 +71,16 @@ def test_every_preset_loads_for_every_method_and_its_agent_updates(preset):
     agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, 4, NUM_TASKS, torch.device("cpu"))
     metrics = agent.update(_filled_replay(torch.device("cpu"), 300).sample(4))
     assert torch.isfinite(metrics["loss/critic"]).all()
+
+
+def test_the_mt10_presets_agree_on_each_methods_published_settings():
+    """The authors' MT10 settings (CAGrad's c, FAMO's decay, FairGrad's alpha) are written out in every MT10
+    preset, so each file reads on its own; they must not drift apart. The NTKMTL options chosen for RL losses
+    are the same in every preset that takes them (the paper preset keeps the paper's rule)."""
+    presets = {name: load_config(ROOT / "configs" / name)
+               for name in ("mt10.yaml", "mt10_cpu.yaml", "mt10_cpu_official.yaml", "mt10_gpu.yaml")}
+    published = {name: (cfg.methods.cagrad, cfg.methods.famo, cfg.methods.fairgrad) for name, cfg in presets.items()}
+    assert len({repr(settings) for settings in published.values()}) == 1, published
+    chosen = {name: (cfg.methods.ntkmtl, cfg.methods.ntkmtl_sr) for name, cfg in presets.items() if name != "mt10.yaml"}
+    assert len({repr(settings) for settings in chosen.values()}) == 1, chosen
+    assert presets["mt10.yaml"].methods.ntkmtl == load_config(None).methods.ntkmtl  # the paper's rule
