@@ -329,8 +329,8 @@ def render(figures: CheckFigures, preset: Path, device: torch.device, steps: int
                   f"that warms the compiler's caches, where it compiles) and {_times(rounds)} for {steps} (updates "
                   "from step 100); the steps between the two, from the median full run, so that compiling, "
                   "recording and starting the workers drop out; evaluation left out. On a GPU the update column "
-                  "is the time to launch it; its kernels are waited for at the host's next wait for the GPU (storing the step "
-                  "when overlapped, choosing actions otherwise).", "",
+                  "is the time to launch it; its kernels are waited for at the host's next wait for the GPU "
+                  "(storing the step when overlapped, choosing actions otherwise).", "",
               "| loop | env-steps/s (x10 tasks) | waiting for envs | choosing actions | storing | update | other |",
               "|---|---|---|---|---|---|---|"]
     parts = ("env", "act", "store", "update")
