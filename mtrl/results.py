@@ -10,7 +10,8 @@ configs differ only in the seed form one row; rows are labelled by the method an
 config differs between rows. Over the runs of a row the table gives the mean +- standard error, and, from each
 run's per-task scores (the mean of its last three evaluations), the interquartile mean over seeds of each run's
 mean over the tasks with a 95% bootstrap confidence interval, and the probability of improvement over a
-reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021).
+reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021). Below the rows,
+every run is listed on its own: its scores, the tasks it solved at the end, its wall clock and its code.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ _NOT_A_SETTING = {"seed", "device", "train.threads", "train.log_every", "train.c
 
 
 LAST_EVALUATIONS = 3  # a run's score beside its final evaluation: the mean of its last three
+SOLVED = 0.5  # a task counts as solved by a run where its final success reaches this
 
 
 @dataclass
@@ -78,6 +80,14 @@ class Run:
     @property
     def method(self) -> str:
         return str(self.settings["method"])
+
+    def final_success(self) -> float:
+        """Mean success over tasks at the final evaluation."""
+        return float(np.mean(list(self.success.values())))
+
+    def solved(self, threshold: float = SOLVED) -> list[str]:
+        """The tasks whose final success reaches `threshold`, short names (without the version suffix)."""
+        return [task.rsplit("-v", 1)[0] for task, value in self.success.items() if value >= threshold]
 
 
 def evaluations_log(run_dir: Path) -> Path:
@@ -174,7 +184,7 @@ class Row:
         return "stl" if head_layers == s["net.critic.hidden_layers"] + 1 else "mtsac_heads"
 
     def success(self) -> tuple[float, float]:
-        return mean_and_se([float(np.mean(list(r.success.values()))) for r in self.runs])
+        return mean_and_se([r.final_success() for r in self.runs])
 
     def recent_success(self) -> tuple[float, float]:
         return mean_and_se([r.recent_success() for r in self.runs])
@@ -270,6 +280,15 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
               "| task | " + " | ".join(r.label for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(_fmt(*r.task_success(task)) for r in rows) + " |")
+    header = (f"| run | row | seed | steps | final success | last {LAST_EVALUATIONS} evaluations | "
+              f"solved at the end (>= {SOLVED}) | minutes | code |")
+    lines += ["", "Per run:", "", header, "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for run in row.runs:
+            minutes = "-" if run.wall_seconds is None else f"{run.wall_seconds / 60:.1f}"
+            lines.append(f"| {run.path.name} | {row.label} | {run.seed} | {run.steps:,} | {run.final_success():.2f} | "
+                         f"{run.recent_success():.2f} | {', '.join(run.solved()) or 'none'} | {minutes} | "
+                         f"{', '.join(run.code)} |")
     lines += ["", "Code (the commits each row's evaluations were logged on): "
               + "; ".join(f"{row.label}: {', '.join(row.code())}" for row in rows) + "."]
     lines += ["", "Success is the final evaluation's mean over tasks; the column beside it averages each run's last "
@@ -308,7 +327,9 @@ def to_json(rows: list[Row], reference: str = "mtsac") -> str:
             "minutes_per_run": number(row.minutes()),
             "code": row.code(),
             "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
-            "runs": [{"path": str(r.path), "seed": r.seed, "success_mean": float(np.mean(list(r.success.values())))}
+            "runs": [{"path": str(r.path), "seed": r.seed, "steps": r.steps, "success_mean": number(r.final_success()),
+                      "recent_success_mean": number(r.recent_success()), "solved": r.solved(),
+                      "minutes": None if r.wall_seconds is None else number(r.wall_seconds / 60), "code": list(r.code)}
                      for r in row.runs],
             "published_v1": None if published is None else
             {"name": published[0], "mean": published[1], "se": published[2]},

@@ -98,6 +98,21 @@ def test_rows_name_the_commits_their_evaluations_were_logged_on(tmp_path):
     assert "mtsac: aaaaaaa, bbbbbbb; ntkmtl_sr: not recorded." in to_markdown(rows)
 
 
+def test_every_run_is_listed_with_its_scores_solved_tasks_wall_clock_and_code(tmp_path):
+    fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [1.0, 0.4] + [0.0] * 8, code=("aaaaaaa", "aaaaaaa", "bbbbbbb"))
+    fake_run(tmp_path / "mtsac_s2", "mtsac", 2, [0.0] * 10)
+    rows = group([load_run(p) for p in find_runs([tmp_path])])
+    table = to_markdown(rows)
+    # final 1.4 / 10; the last three evaluations scale it by 0, 0.5 and 1; 3,000 steps logged at 300 s
+    reach, push = (t.rsplit("-v", 1)[0] for t in TASK_NAMES[:2])
+    assert f"| mtsac_s1 | mtsac | 1 | 3,000 | 0.14 | 0.07 | {reach} | 5.0 | aaaaaaa, bbbbbbb |" in table
+    assert push not in table.split("| mtsac_s1 |")[1].splitlines()[0]  # 0.4 is below the threshold
+    assert "| mtsac_s2 | mtsac | 2 | 3,000 | 0.00 | 0.00 | none | 5.0 | not recorded |" in table
+    listed = json.loads(to_json(rows))["rows"][0]["runs"][0]
+    assert listed["solved"] == [reach] and listed["minutes"] == 5.0 and listed["code"] == ["aaaaaaa", "bbbbbbb"]
+    assert listed["recent_success_mean"] == pytest.approx(0.07)
+
+
 def test_rows_are_labelled_by_the_settings_that_differ(tmp_path):
     fake_run(tmp_path / "a", "mtsac", 1, [0.0] * 10, "sac.batch_size=640")
     fake_run(tmp_path / "b", "mtsac", 1, [1.0] * 10, "sac.batch_size=1280")
