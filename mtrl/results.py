@@ -85,6 +85,10 @@ class Run:
         """Mean success over tasks at the final evaluation."""
         return float(np.mean(list(self.success.values())))
 
+    def minutes(self) -> float | None:
+        """The training loop's wall clock up to the final evaluation in minutes, if logged."""
+        return None if self.wall_seconds is None else self.wall_seconds / 60
+
     def solved(self, threshold: float = SOLVED) -> list[str]:
         """The tasks whose final success reaches `threshold`, short names (without the version suffix)."""
         return [task.rsplit("-v", 1)[0] for task, value in self.success.items() if value >= threshold]
@@ -285,7 +289,7 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
     lines += ["", "Per run:", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for run in row.runs:
-            minutes = "-" if run.wall_seconds is None else f"{run.wall_seconds / 60:.1f}"
+            minutes = "-" if run.minutes() is None else f"{run.minutes():.1f}"
             lines.append(f"| {run.path.name} | {row.label} | {run.seed} | {run.steps:,} | {run.final_success():.2f} | "
                          f"{run.recent_success():.2f} | {', '.join(run.solved()) or 'none'} | {minutes} | "
                          f"{', '.join(run.code)} |")
@@ -329,7 +333,7 @@ def to_json(rows: list[Row], reference: str = "mtsac") -> str:
             "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
             "runs": [{"path": str(r.path), "seed": r.seed, "steps": r.steps, "success_mean": number(r.final_success()),
                       "recent_success_mean": number(r.recent_success()), "solved": r.solved(),
-                      "minutes": None if r.wall_seconds is None else number(r.wall_seconds / 60), "code": list(r.code)}
+                      "minutes": None if r.minutes() is None else number(r.minutes()), "code": list(r.code)}
                      for r in row.runs],
             "published_v1": None if published is None else
             {"name": published[0], "mean": published[1], "se": published[2]},
