@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mtrl.cli import ArgumentParser, run_main
-from mtrl.results import evaluations_log, read_evaluations
+from mtrl.results import evaluations_log, read_evaluations, short_task_name
 
 if TYPE_CHECKING:
     from mtrl.results import Row
@@ -92,7 +92,7 @@ def plot_heatmap(rows: list["Row"], out: Path) -> None:
     values = np.array([[row.task_success(t)[0] for t in tasks] for row in rows])
     fig, ax = plt.subplots(figsize=(0.8 * len(tasks) + 3, 0.45 * len(rows) + 2.6))
     image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(tasks)), [t.removesuffix("-v3") for t in tasks], rotation=40, ha="right")
+    ax.set_xticks(range(len(tasks)), [short_task_name(t) for t in tasks], rotation=40, ha="right")
     ax.set_yticks(range(len(rows)), [f"{r.label} ({len(r.runs)})" for r in rows])
     for i, j in np.ndindex(values.shape):
         ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,

@@ -91,7 +91,12 @@ class Run:
 
     def solved(self, threshold: float = SOLVED) -> list[str]:
         """The tasks whose final success reaches `threshold`, short names (without the version suffix)."""
-        return [task.rsplit("-v", 1)[0] for task, value in self.success.items() if value >= threshold]
+        return [short_task_name(task) for task, value in self.success.items() if value >= threshold]
+
+
+def short_task_name(task: str) -> str:
+    """A task's name without its Meta-World version suffix (`reach-v3` -> `reach`), for tables and figures."""
+    return task.rsplit("-v", 1)[0]
 
 
 def evaluations_log(run_dir: Path) -> Path:
