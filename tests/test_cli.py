@@ -52,6 +52,7 @@ CASES = [
     (["-m", "mtrl.bench", "--repeats", "0"], ["--repeats: must be an integer of at least 1, got '0'"]),
     (["-m", "mtrl.bench", "--device", "gpu"], ["--device: must be auto, cpu, cuda or cuda:N, got 'gpu'"]),
     (["-m", "mtrl.imbalance", "--seeds", "2", "--plot-seed", "2"], ["--plot-seed must be one of the seeds summarised"]),
+    (["-m", "mtrl.reward_spread", "--protocol", "mt50"], ["--protocol: invalid choice: 'mt50'", "mt10-fixed"]),
 ]
 
 

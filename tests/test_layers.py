@@ -9,7 +9,8 @@ from mtrl.combiners import COMBINERS
 from mtrl.config import MethodsConfig
 
 LIBRARY = Path(__file__).resolve().parent.parent / "mtrl"
-COMMAND_SHIMS = {"bench.py", "sweep.py", "imbalance.py", "weight_trace.py"}  # `python -m mtrl.<app>` entry points
+# `python -m mtrl.<app>` entry points
+COMMAND_SHIMS = {"bench.py", "sweep.py", "imbalance.py", "weight_trace.py", "reward_spread.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
