@@ -17,6 +17,7 @@ import numpy as np
 
 from mtrl.cli import ArgumentParser, positive_int
 from mtrl.envs import ACTION_DIM, MT10, PROTOCOLS, TASK_NAMES
+from mtrl.evaluation import RandomPolicy
 
 REWARD_VERSIONS = ("v1", "v2")
 
@@ -25,13 +26,14 @@ def mean_abs_rewards(protocol: str, reward_version: str, steps: int, seed: int) 
     """Each task's mean |reward| per step over `steps` steps of uniformly random actions `[K]`; the actions
     depend on `seed` alone, so every reward version sees the same ones."""
     env = MT10(protocol, seed, reward_version)
-    rng = np.random.default_rng(seed)
+    policy = RandomPolicy(ACTION_DIM, seed)
     total = np.zeros(env.num_tasks)
     try:
-        env.reset()
+        obs = env.reset()
         for _ in range(steps):
-            actions = rng.uniform(-1.0, 1.0, (env.num_tasks, ACTION_DIM)).astype(np.float32)
-            total += np.abs(env.step(actions).reward)
+            step = env.step(policy.act(obs))
+            total += np.abs(step.reward)
+            obs = step.obs
     finally:
         env.close()
     return total / steps
