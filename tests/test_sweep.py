@@ -4,6 +4,7 @@ results table and both figures; one stopped by a signal must checkpoint its runn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -107,11 +108,19 @@ def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
         time.sleep(0.3)
     else:
         pytest.fail(f"the sweep did not get part-way in time: {states}")
+    # the run's worker first: Ray's workers are not in the driver's process group, and one that outlives its
+    # raylet by a moment could finish a run this small before the second sweep starts it
+    workers = {n: _processes(out / n)[0] for n in names}
+    for pid in workers.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    states = {n: run_state(out / n, 300) for n in names}  # as the killed sweep left them
+    assert sorted(states.values()) == ["finished", "resumable"], states
     finished = {n: list_checkpoints(out / n)[-1].stat().st_mtime_ns for n, s in states.items() if s == "finished"}
     # each run in a process of its own, which loads the code as it is when the run starts
-    assert len({_processes(out / n)[0] for n in names}) == 2
+    assert len(set(workers.values())) == 2
     interrupted = [n for n, s in states.items() if s == "resumable"]
 
     second = _sweep(path, "--num-cpus", "2")
