@@ -20,6 +20,7 @@ from mtrl.cli import ArgumentParser, device_arg, run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.errors import RunError
+from mtrl.run_lock import run_dir_lock
 from mtrl.trainer import Trainer
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -70,7 +71,8 @@ def main() -> None:
             raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
                            f"--overwrite to replace it")
         print(f"config {config_path}, run directory {run_dir}")
-    outcome = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite).train()
+    with run_dir_lock(run_dir):
+        outcome = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite).train()
     if outcome.stopped_by is not None:
         print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint; continue with "
               f"python train.py --resume {run_dir}", file=sys.stderr)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from mtrl.provenance import code_version
 from mtrl.replay import CUTS_PER_SPAN, Batch, MultiTaskReplay
 from mtrl.results import evaluations_log, read_evaluations
 from mtrl.reward_scale import RewardNormaliser, scaled_batch
+from mtrl.run_lock import empty_run_dir
 from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
 from mtrl.signals import StopOnSignal
@@ -105,7 +105,7 @@ class Trainer:
             save_config(cfg, self.run_dir / "config.yaml")  # with the overrides given on resuming
         else:
             if overwrite and self.run_dir.exists():  # only now that everything else has been checked
-                shutil.rmtree(self.run_dir)
+                empty_run_dir(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
         # the environments last, once a checkpoint has been found to fit: a run that cannot start leaves no

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mtrl.run_lock import run_dir_lock
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,6 +91,16 @@ def test_a_resumed_run_keeps_its_method_seed_and_data(existing_run, change, frag
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and fragment in lines[0], result.stderr
     assert snapshot(existing_run) == before
+
+
+def test_a_run_directory_another_process_trains_into_is_refused_and_untouched(existing_run):
+    with run_dir_lock(existing_run):
+        before = snapshot(existing_run)
+        result = run("train.py", "--resume", str(existing_run))
+        assert snapshot(existing_run) == before
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "another process is training into" in lines[0], \
+        result.stderr
 
 
 def test_run_without_checkpoints_is_refused_and_untouched(existing_run):

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import itertools
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from mtrl.config import load_config
 from mtrl.errors import ConfigError, RunError
 from mtrl.provenance import code_version
 from mtrl.results import read_evaluations
+from mtrl.run_lock import empty_run_dir, run_dir_lock
 from mtrl.signals import StopOnSignal
 
 SWEEP_KEYS = {"config", "methods", "seeds", "grid", "variants", "overrides", "resources", "out"}
@@ -153,18 +153,20 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
 
     run_dir = sweep.out / spec.name
     cfg = run_config(sweep, spec)
-    state = run_state(run_dir, cfg.train.steps)
-    if state == "finished":
-        return {"name": spec.name, "state": "skipped"}
-    if state == "new" and run_dir.exists():  # no checkpoint: nothing in it is worth keeping
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}: {'resuming' if state == 'resumable' else 'starting'}"
-              f" in process {os.getpid()}, code of {code_version()}", flush=True)
-        outcome = Trainer(cfg, run_dir, resume=state == "resumable").train()
-        if outcome.stopped_by is not None:
-            print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint")
+    with run_dir_lock(run_dir):  # before its state is read: a worker of an earlier sweep may still be writing it
+        state = run_state(run_dir, cfg.train.steps)
+        if state == "finished":
+            return {"name": spec.name, "state": "skipped"}
+        if state == "new":  # no checkpoint: nothing in it is worth keeping
+            empty_run_dir(run_dir)
+        with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), \
+                contextlib.redirect_stderr(log):
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}: "
+                  f"{'resuming' if state == 'resumable' else 'starting'} in process {os.getpid()}, "
+                  f"code of {code_version()}", flush=True)
+            outcome = Trainer(cfg, run_dir, resume=state == "resumable").train()
+            if outcome.stopped_by is not None:
+                print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint")
     if outcome.stopped_by is not None:
         raise RunError(f"run {spec.name} was stopped by {outcome.stopped_by} at step {outcome.step}")
     return {"name": spec.name, "state": "resumed" if state == "resumable" else "trained",
