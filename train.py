@@ -20,7 +20,7 @@ from mtrl.cli import ArgumentParser, device_arg, run_main
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.errors import RunError
-from mtrl.run_lock import run_dir_lock
+from mtrl.run_lock import holds_run_data, run_dir_lock
 from mtrl.trainer import Trainer
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -67,7 +67,7 @@ def main() -> None:
         config_path = args.config or default_config()
         cfg = load_config(config_path, args.overrides, **fields)
         run_dir = args.run_dir or Path("runs") / f"{cfg.method}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
-        if run_dir.exists() and not args.overwrite:
+        if holds_run_data(run_dir) and not args.overwrite:
             raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
                            f"--overwrite to replace it")
         print(f"config {config_path}, run directory {run_dir}")

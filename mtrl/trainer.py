@@ -73,7 +73,8 @@ class TrainOutcome:
 
 class Trainer:
     """One training run: collects steps from the ten tasks, updates the agent, evaluates, logs and checkpoints
-    into `run_dir` (or resumes from its newest checkpoint), and stops cleanly on SIGINT or SIGTERM."""
+    into `run_dir` (or resumes from its newest checkpoint), and stops cleanly on SIGINT or SIGTERM. Whoever
+    trains it holds `run_dir_lock(run_dir)` (`train.py` and the sweep do), so that no other process writes there."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, overwrite: bool = False):
         self.cfg, self.run_dir = cfg, Path(run_dir)

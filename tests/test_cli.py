@@ -93,10 +93,12 @@ def test_a_resumed_run_keeps_its_method_seed_and_data(existing_run, change, frag
     assert snapshot(existing_run) == before
 
 
-def test_a_run_directory_another_process_trains_into_is_refused_and_untouched(existing_run):
+@pytest.mark.parametrize("how", [["--resume"], ["--overwrite", "--run-dir"]])
+def test_a_run_directory_another_process_trains_into_is_refused_and_untouched(existing_run, how):
+    short = ["train.steps=20", "train.warmup_steps=10", "net.hidden_dim=16", "env.vector=sync", "train.overlap=false"]
     with run_dir_lock(existing_run):
         before = snapshot(existing_run)
-        result = run("train.py", "--resume", str(existing_run))
+        result = run("train.py", *how, str(existing_run), *([] if how == ["--resume"] else short))
         assert snapshot(existing_run) == before
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and "another process is training into" in lines[0], \

@@ -13,9 +13,11 @@ import yaml
 
 from mtrl.apps.sweep import load_sweep, train_run
 from mtrl.errors import RunError
-from mtrl.run_lock import LOCK_FILE, empty_run_dir, run_dir_lock
+from mtrl.run_lock import LOCK_FILE, empty_run_dir, holds_run_data, run_dir_lock
 
 ROOT = Path(__file__).resolve().parents[1]
+SHORT = ["device=cpu", "train.steps=20", "train.warmup_steps=10", "train.eval_every=20", "net.hidden_dim=16",
+         "env.vector=sync", "train.overlap=false"]  # seconds, should the lock ever let the run train
 
 
 def test_a_held_run_directory_refuses_a_second_holder_until_released(tmp_path):
@@ -32,7 +34,7 @@ def test_a_killed_holder_leaves_the_directory_free(tmp_path):
     hold = ("import time; from pathlib import Path; from mtrl.run_lock import run_dir_lock\n"
             f"with run_dir_lock(Path({str(run_dir)!r})):\n"
             "    print('held', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", hold], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunError), run_dir_lock(run_dir):
@@ -42,6 +44,19 @@ def test_a_killed_holder_leaves_the_directory_free(tmp_path):
         holder.wait(timeout=30)
     with run_dir_lock(run_dir):
         pass
+
+
+def test_a_run_that_cannot_start_leaves_no_directory_it_created(tmp_path):
+    new, existing = tmp_path / "new", tmp_path / "existing"
+    existing.mkdir()
+    for run_dir in (new, existing):
+        with pytest.raises(ValueError), run_dir_lock(run_dir):
+            raise ValueError("a bad config")
+    assert not new.exists()  # the same command can run again once its input is mended
+    assert existing.is_dir() and not holds_run_data(existing)  # a lone lock counts as no run data
+    with run_dir_lock(new):
+        (new / "config.yaml").write_text("method: mtsac\n")
+    assert holds_run_data(new)
 
 
 def test_emptying_a_run_directory_keeps_its_lock(tmp_path):
@@ -59,7 +74,7 @@ def test_emptying_a_run_directory_keeps_its_lock(tmp_path):
 def test_a_sweep_run_whose_directory_is_in_use_fails_and_leaves_it_untouched(tmp_path):
     sweep_file = tmp_path / "sweep.yaml"
     sweep_file.write_text(yaml.safe_dump({"config": str(ROOT / "configs/mt10_cpu.yaml"), "methods": ["mtsac"],
-                                          "seeds": [1], "overrides": ["device=cpu"], "out": str(tmp_path / "out")}))
+                                          "seeds": [1], "overrides": SHORT, "out": str(tmp_path / "out")}))
     sweep = load_sweep(sweep_file)
     spec = sweep.runs()[0]
     run_dir = sweep.out / spec.name
