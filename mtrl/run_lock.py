@@ -28,7 +28,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     # native locks only: the soft fallback's marker file would outlive a killed process and block the run
-    lock = FileLock(run_dir / LOCK_FILE, timeout=0, preserve_lock_file=True)
+    lock: FileLock | None = FileLock(run_dir / LOCK_FILE, timeout=0, preserve_lock_file=True)
     try:
         lock.acquire()
     except Timeout:
@@ -39,14 +39,14 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
             raise RunError(f"cannot lock '{run_dir / LOCK_FILE}': {error.strerror}") from None
         print(f"note: the file system of '{run_dir}' offers no file locks; nothing stops a second process from "
               "training into it")
-        yield
-        return
+        lock = None
     try:
         yield
     finally:
-        if created and [entry.name for entry in run_dir.iterdir()] == [LOCK_FILE]:
+        if created and {entry.name for entry in run_dir.iterdir()} <= {LOCK_FILE}:
             shutil.rmtree(run_dir)  # still held: no other process can have started in it meanwhile
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def holds_run_data(run_dir: Path) -> bool:

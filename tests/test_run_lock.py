@@ -3,6 +3,8 @@ lives, and a holder that dies, however it dies, leaves the directory free."""
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from mtrl.apps.sweep import load_sweep, train_run
 from mtrl.errors import RunError
@@ -84,3 +87,20 @@ def test_a_sweep_run_whose_directory_is_in_use_fails_and_leaves_it_untouched(tmp
             train_run(sweep, spec)
         assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE, "train.log"]  # a 'new' run, not emptied
         assert (run_dir / "train.log").read_text() == "step 40 of a run in progress\n"
+
+
+@pytest.mark.parametrize("code,outcome", [(errno.ENOSYS, "trains"), (errno.EACCES, "cannot lock")])
+def test_a_file_system_without_locks_trains_with_a_note_and_other_lock_errors_stop(tmp_path, monkeypatch, capsys,
+                                                                                   code, outcome):
+    def fails(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(FileLock, "acquire", fails)
+    run_dir = tmp_path / "run"
+    if outcome == "trains":  # some cluster mounts offer no flock: better a run without a lock than none at all
+        with run_dir_lock(run_dir):
+            (run_dir / "config.yaml").write_text("method: mtsac\n")
+        assert "offers no file locks" in capsys.readouterr().out and holds_run_data(run_dir)
+    else:
+        with pytest.raises(RunError, match=r"cannot lock '.*run.lock': Permission denied"), run_dir_lock(run_dir):
+            pass
