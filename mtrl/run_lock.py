@@ -43,7 +43,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        if created and {entry.name for entry in run_dir.iterdir()} <= {LOCK_FILE}:
+        if created and not holds_run_data(run_dir):
             shutil.rmtree(run_dir)  # still held: no other process can have started in it meanwhile
         if lock is not None:
             lock.release()
