@@ -7,11 +7,13 @@
     python evaluate.py --policy random                  # uniform random actions (should score near zero)
     python evaluate.py runs/sweeps/mt10_cpu             # a directory of runs: the results table
     python evaluate.py runs/a runs/b runs/c --out runs/table
+    python evaluate.py runs/sweeps/a runs/sweeps/b --at-step 50000  # every run scored at step 50,000
 
 One run: prints a per-task table and writes it as evaluation.json and evaluation.md (in the run directory, or
 in --out for reference policies). Several runs, or a directory of runs: reads each run's final logged
-evaluation and writes results.md, results.json, curves.png and heatmap.png (into --out, by default the
-directory of runs, or runs/results).
+evaluation (or, with --at-step, its evaluation at that step) and writes results.md, results.json, curves.png and
+heatmap.png (into --out, by default the directory of runs, or runs/results; with --at-step, its at_step_<N>
+folder).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--reference", metavar="LABEL", help="the results-table row others are compared with "
                         "(P(better)); default: mtsac, where there is such a row")
+    parser.add_argument("--at-step", type=int, metavar="STEP", help="score every run of the results table at its "
+                        "evaluation at this step (equal environment steps) instead of its last one")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
                                                  "runs/eval_<policy>; the directory of runs or runs/results)")
     parser.add_argument("--video", action="store_true", help="also record one episode per task: GIFs in "
@@ -55,6 +59,11 @@ def parse_args() -> argparse.Namespace:
     if args.table and (args.checkpoint or args.policy != "agent" or args.video or args.episodes):
         parser.error("several runs or a directory of runs make a results table from their logged evaluations; "
                      "--checkpoint, --policy, --episodes and --video take one run")
+    if args.at_step is not None and not args.table:
+        parser.error("--at-step scores the runs of a results table (several runs or a directory of runs); one run "
+                     "is evaluated from its checkpoint (choose one with --checkpoint)")
+    if args.at_step is not None and args.at_step < 1:
+        parser.error(f"--at-step must be a step the runs evaluated at (at least 1), got {args.at_step}")
     if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
     if args.policy == "agent" and not args.runs and args.checkpoint is None:
@@ -64,11 +73,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def tabulate(runs: list[Path], out: Path | None, reference: str | None) -> None:
+def tabulate(runs: list[Path], out: Path | None, reference: str | None, at_step: int | None) -> None:
     from mtrl.results import find_runs, write_report
 
-    out = out or (runs[0] if len(runs) == 1 else Path("runs") / "results")
-    paths = write_report(find_runs(runs), out, reference)
+    if out is None:
+        out = runs[0] if len(runs) == 1 else Path("runs") / "results"
+        out = out if at_step is None else out / f"at_step_{at_step}"  # beside the final table, not over it
+    paths = write_report(find_runs(runs), out, reference, at_step)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
 
@@ -89,7 +100,7 @@ def record(policy, protocol: str, seed: int, reward_version: str, out_dir: Path,
 def main() -> None:
     args = parse_args()
     if args.table:
-        return tabulate(args.runs, args.out, args.reference)
+        return tabulate(args.runs, args.out, args.reference, args.at_step)
     if args.policy == "agent":
         if args.checkpoint:
             path, state = args.checkpoint, load_checkpoint(args.checkpoint)

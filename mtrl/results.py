@@ -3,15 +3,18 @@ learning curves and a method x task heatmap next to it.
 
     python evaluate.py runs/sweeps/mt10_cpu           # a sweep directory
     python evaluate.py runs/mtsac_s1_... runs/mtsac_s2_...
+    python evaluate.py runs/sweeps/a runs/sweeps/b --at-step 50000    # runs of different lengths, equal steps
 
 A run's result is its final logged evaluation (the protocol's deterministic evaluation at the last step, in
-`evaluations.jsonl`), and beside it the mean of its last three evaluations, which flickers less. Runs whose
-configs differ only in the seed form one row; rows are labelled by the method and by whatever else of their
-config differs between rows. Over the runs of a row the table gives the mean +- standard error, and, from each
-run's per-task scores (the mean of its last three evaluations), the interquartile mean over seeds of each run's
-mean over the tasks with a 95% bootstrap confidence interval, and the probability of improvement over a
-reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021). Below the rows,
-every run is listed on its own: its scores, the tasks it solved at the end, its wall clock and its code.
+`evaluations.jsonl`), and beside it the mean of its last three evaluations, which flickers less; with an `at_step`,
+every run is cut at its evaluation at that step first, so runs of different lengths are compared at equal
+environment steps. Runs whose configs differ only in the seed form one row; rows are labelled by the method and by
+whatever else of their config differs between rows. Over the runs of a row the table gives the mean +- standard
+error, and, from each run's per-task scores (the mean of its last three evaluations), the interquartile mean over
+seeds of each run's mean over the tasks with a 95% bootstrap confidence interval, and the probability of
+improvement over a reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021).
+Below the rows, every run is listed on its own: its scores, the tasks it solved at the end, its wall clock and its
+code.
 """
 
 from __future__ import annotations
@@ -110,13 +113,21 @@ def read_evaluations(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line] if log.is_file() else []
 
 
-def load_run(run_dir: Path) -> Run:
+def load_run(run_dir: Path, at_step: int | None = None) -> Run:
+    """A run as its evaluations show it: up to its last one, or, given `at_step`, up to its evaluation at that
+    step (so that runs of different lengths are compared at equal environment steps)."""
     config, records = run_dir / "config.yaml", read_evaluations(run_dir)
     if not config.is_file():
         raise FileNotFoundError(f"'{run_dir}' is not a run directory (no config.yaml)")
     if not records:
         raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet ({evaluations_log(run_dir).name} is "
                                 "empty or missing)")
+    if at_step is not None:
+        steps = [r["step"] for r in records]
+        if at_step not in steps:
+            raise FileNotFoundError(f"run '{run_dir}' has no evaluation at step {at_step:,} (it evaluated at "
+                                    f"{_step_list(steps)})")
+        records = records[:steps.index(at_step) + 1]
     try:
         data = yaml.safe_load(config.read_text())
         if not isinstance(data, dict):
@@ -132,6 +143,12 @@ def load_run(run_dir: Path) -> Run:
                np.array([r["step"] for r in records]), task_curve, last.get("wall_seconds"),
                {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]},
                tuple(dict.fromkeys(r.get("code", "not recorded") for r in records)))
+
+
+def _step_list(steps: list[int]) -> str:
+    """Evaluation steps for a message: all of a few, else the first, the second and the last."""
+    shown = [f"{step:,}" for step in steps]
+    return ", ".join(shown) if len(shown) <= 4 else f"{shown[0]}, {shown[1]}, ..., {shown[-1]}"
 
 
 def _merge_network_keys(runs: list[Run]) -> list[dict]:
@@ -270,9 +287,13 @@ def find_reference(rows: list[Row], label: str) -> Row | None:
     return next((row for row in rows if row.label == label), None)
 
 
-def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
+def to_markdown(rows: list[Row], reference: str = "mtsac", at_step: int | None = None) -> str:
+    """The table, per task and per run; `at_step`: the step every run was cut at by `load_run`, if any."""
     base = find_reference(rows, reference)
-    lines = [f"| method | seeds | steps | protocol | success (mean +- s.e.) | last {LAST_EVALUATIONS} evaluations | "
+    lines = [] if at_step is None else [
+        (f"Every run is scored at its evaluation at step {at_step:,}, at equal environment steps, whatever it ran "
+         "to: below, its final evaluation is that one and its last evaluations end there."), ""]
+    lines += [f"| method | seeds | steps | protocol | success (mean +- s.e.) | last {LAST_EVALUATIONS} evaluations | "
              f"IQM [95% CI] | P(better than {reference}) [95% CI] | minutes per run | "
              "published, v1 protocol, 2M steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -312,7 +333,7 @@ def to_markdown(rows: list[Row], reference: str = "mtsac") -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(rows: list[Row], reference: str = "mtsac") -> str:
+def to_json(rows: list[Row], reference: str = "mtsac", at_step: int | None = None) -> str:
     def number(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 6)
 
@@ -343,30 +364,33 @@ def to_json(rows: list[Row], reference: str = "mtsac") -> str:
             "published_v1": None if published is None else
             {"name": published[0], "mean": published[1], "se": published[2]},
         })
-    return json.dumps({"rows": data}, indent=2)
+    return json.dumps({"at_step": at_step, "rows": data}, indent=2)
 
 
-def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None) -> list[Path]:
+def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None,
+                 at_step: int | None = None) -> list[Path]:
     """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`, each row
-    compared with the row labelled `reference` (None: `mtsac`, where there is such a row)."""
+    compared with the row labelled `reference` (None: `mtsac`, where there is such a row); `at_step`: score
+    every run at its evaluation at that step instead of its last one, skipping runs without one."""
     from mtrl.plots import plot_heatmap, plot_method_curves
 
     runs = []
     for run_dir in run_dirs:
         try:
-            runs.append(load_run(run_dir))
+            runs.append(load_run(run_dir, at_step))
         except FileNotFoundError as error:
             print(f"skipping: {error}")
     if not runs:
-        raise FileNotFoundError("none of the runs has an evaluation to report")
+        raise FileNotFoundError("none of the runs has an evaluation to report"
+                                + ("" if at_step is None else f" at step {at_step:,}"))
     rows = group(runs)
     if reference is not None and find_reference(rows, reference) is None:
         raise RunError(f"no row is labelled '{reference}' to compare the others with; the rows: "
                        f"{', '.join(repr(row.label) for row in rows)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
-    paths[0].write_text(to_markdown(rows, reference or "mtsac"))
-    paths[1].write_text(to_json(rows, reference or "mtsac"))
+    paths[0].write_text(to_markdown(rows, reference or "mtsac", at_step))
+    paths[1].write_text(to_json(rows, reference or "mtsac", at_step))
     plot_method_curves(rows, paths[2])
     plot_heatmap(rows, paths[3])
     return paths

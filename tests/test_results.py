@@ -156,6 +156,28 @@ def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):
     assert "**0.50 +- 0.21**" in done.stdout
 
 
+def test_a_run_cut_at_a_step_is_scored_there_and_a_run_without_that_step_is_refused(tmp_path):
+    run = fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [1.0] * 5 + [0.0] * 5)  # 0.5 at the end, 0.25 at 2,000
+    cut = load_run(run, at_step=2000)
+    assert cut.steps == 2000 and cut.final_success() == pytest.approx(0.25)
+    assert cut.curve_steps.tolist() == [1000, 2000] and cut.recent_success() == pytest.approx(0.125)
+    assert cut.minutes() == pytest.approx(200 / 60)  # the wall clock up to that evaluation
+    assert load_run(run).final_success() == pytest.approx(0.5)
+    with pytest.raises(FileNotFoundError, match=r"no evaluation at step 2,500 \(it evaluated at 1,000, 2,000, 3,000"):
+        load_run(run, at_step=2500)
+
+
+def test_evaluate_at_a_step_writes_its_own_table_beside_the_final_one(sweep_dir):
+    done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--at-step", "2000"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = (sweep_dir / "at_step_2000" / "results.md").read_text()
+    assert table.startswith("Every run is scored at its evaluation at step 2,000")
+    assert "**0.25 +- 0.10**" in table  # mtsac's seeds at half their final scores: 0.1, 0.2, 0.45
+    assert json.loads((sweep_dir / "at_step_2000" / "results.json").read_text())["at_step"] == 2000
+    assert not (sweep_dir / "results.md").exists()  # the final table, if written, is not overwritten
+
+
 def test_a_path_that_holds_no_runs_is_a_one_line_error(tmp_path):
     done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
