@@ -50,8 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--at-step", type=int, metavar="STEP", help="score every run of the results table at its "
                         "evaluation at this step (equal environment steps) instead of its last one")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
-                                                 "runs/eval_<policy>; the directory of runs or runs/results, its at_step_<N> "
-                                                 "folder with --at-step)")
+                                                 "runs/eval_<policy>; the directory of runs or runs/results, "
+                                                 "its at_step_<N> folder with --at-step)")
     parser.add_argument("--video", action="store_true", help="also record one episode per task: GIFs in "
                                                              "<run>/videos and `video/<task>` in TensorBoard")
     args = parser.parse_args()
