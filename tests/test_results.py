@@ -168,14 +168,19 @@ def test_a_run_cut_at_a_step_is_scored_there_and_a_run_without_that_step_is_refu
 
 
 def test_evaluate_at_a_step_writes_its_own_table_beside_the_final_one(sweep_dir):
-    done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--at-step", "2000"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    def evaluate(*options: str) -> None:
+        done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), *options], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    evaluate()
+    final = (sweep_dir / "results.md").read_text()
+    evaluate("--at-step", "2000")
     table = (sweep_dir / "at_step_2000" / "results.md").read_text()
     assert table.startswith("Every run is scored at its evaluation at step 2,000")
     assert "**0.25 +- 0.10**" in table  # mtsac's seeds at half their final scores: 0.1, 0.2, 0.45
     assert json.loads((sweep_dir / "at_step_2000" / "results.json").read_text())["at_step"] == 2000
-    assert not (sweep_dir / "results.md").exists()  # the final table, if written, is not overwritten
+    assert (sweep_dir / "results.md").read_text() == final and "**0.50 +- 0.21**" in final  # left as it was
 
 
 def test_a_path_that_holds_no_runs_is_a_one_line_error(tmp_path):
