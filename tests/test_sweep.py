@@ -184,6 +184,43 @@ def test_every_shipped_sweep_file_gives_valid_run_configs(sweep_file: Path, monk
         run_config(sweep, spec)  # raises ConfigError on anything invalid
 
 
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
+RECORDED = sorted(p for p in (ROOT / "configs/sweeps").glob("*.yaml")
+                  if (ROOT / "docs/runs" / yaml.safe_load(p.read_text())["out"].split("/")[-1]).is_dir())
+
+
+@pytest.mark.parametrize("sweep_file", RECORDED, ids=lambda p: p.name)
+def test_each_sweep_file_still_composes_the_configs_of_its_documented_runs(sweep_file: Path, monkeypatch):
+    """The results documents rebuild their tables from `docs/runs/<sweep>/` and name the sweep file that made
+    them; a preset changed after the runs must not change what that file runs. Every key a record stores must
+    match, but for the settings of methods the run did not use (the other combiners' options) and keys added
+    since (absent from older records; their defaults keep the earlier behaviour)."""
+    from dataclasses import asdict
+
+    from mtrl.apps.sweep import run_config
+
+    monkeypatch.chdir(ROOT)
+    sweep = load_sweep(sweep_file)
+    records = ROOT / "docs/runs" / sweep.out.name
+    specs = {spec.name: spec for spec in sweep.runs()}
+    assert {p.name for p in records.iterdir()} <= set(specs)  # every record is a run of the file
+    for run_dir in sorted(records.iterdir()):
+        spec = specs[run_dir.name]
+        composed = _flat(asdict(run_config(sweep, spec)))
+        recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        other_methods = {key for key in composed
+                         if key.startswith("methods.") and not key.startswith(f"methods.{spec.method}.")}
+        differ = {key: (composed.get(key), value) for key, value in recorded.items()
+                  if key not in other_methods and composed.get(key) != value}
+        assert not differ, f"{sweep_file.name}, {run_dir.name}: (composed, recorded) {differ}"
+
+
 def _processes(run_dir: Path) -> list[str]:
     """The process ids of the sweep workers that ran (or resumed) the run, from its train.log."""
     return re.findall(r"in process (\d+), code of ", (run_dir / "train.log").read_text())
