@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -201,8 +202,6 @@ def test_each_sweep_file_still_composes_the_configs_of_its_documented_runs(sweep
     them; a preset changed after the runs must not change what that file runs. Every key a record stores must
     match, but for the settings of methods the run did not use (the other combiners' options) and keys added
     since (absent from older records; their defaults keep the earlier behaviour)."""
-    from dataclasses import asdict
-
     from mtrl.apps.sweep import run_config
 
     monkeypatch.chdir(ROOT)
