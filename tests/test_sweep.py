@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import yaml
 
 from mtrl.apps.sweep import load_sweep, run_state
 from mtrl.checkpoint import list_checkpoints
-from mtrl.config import ConfigError
+from mtrl.config import ConfigError, flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["device=cpu", "train.steps=300", "train.warmup_steps=100", "train.eval_every=100",
@@ -186,6 +185,7 @@ def test_every_shipped_sweep_file_gives_valid_run_configs(sweep_file: Path, monk
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    """A record's raw YAML as dotted keys (not loaded through the config, which would fill in absent keys)."""
     flat = {}
     for key, value in tree.items():
         flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
@@ -211,7 +211,7 @@ def test_each_sweep_file_still_composes_the_configs_of_its_documented_runs(sweep
     assert {p.name for p in records.iterdir()} <= set(specs)  # every record is a run of the file
     for run_dir in sorted(records.iterdir()):
         spec = specs[run_dir.name]
-        composed = _flat(asdict(run_config(sweep, spec)))
+        composed = flatten(run_config(sweep, spec))
         recorded = _flat(yaml.safe_load((run_dir / "config.yaml").read_text()))
         other_methods = {key for key in composed
                          if key.startswith("methods.") and not key.startswith(f"methods.{spec.method}.")}
