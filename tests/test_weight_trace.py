@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def imbalanced_state() -> dict:
     """A checkpoint's state whose replay gives task 0 rewards 100 times larger than the others' and task 1
     none at all (and a temperature too small for the entropy bonus to matter), so that the paper's rule
-    spreads the tasks' weights far apart."""
+    spreads the tasks' weights far apart. The rewards stay raw (no per-task normalisation), since their
+    imbalance is the point."""
     torch.manual_seed(0)
     cfg = load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", "sac.batch_size=80",
                                                        "train.buffer_capacity=3000", "sac.init_temperature=0.001",
-                                                       "device=cpu"])
+                                                       "sac.normalise_rewards=false", "device=cpu"])
     agent = MTSAC(cfg, STATE_DIM + NUM_TASKS, ACTION_DIM, NUM_TASKS, torch.device("cpu"))
     replay = run_replay(cfg, torch.device("cpu"))
     rng = np.random.default_rng(0)
