@@ -70,6 +70,7 @@ class Run:
     wall_seconds: float | None = None  # the training loop's wall clock up to the final evaluation, if logged
     recent_task_success: dict[str, float] | None = None  # per task, the mean of the last evaluations
     code: tuple[str, ...] = ()  # the commits its evaluations were logged on (several if resumed on newer code)
+    machine: tuple[str, ...] = ()  # the machines its evaluations were logged on (several if resumed elsewhere)
 
     @property
     def curve(self) -> np.ndarray:
@@ -142,7 +143,8 @@ def load_run(run_dir: Path, at_step: int | None = None) -> Run:
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],
                np.array([r["step"] for r in records]), task_curve, last.get("wall_seconds"),
                {t: float(np.mean([r["success"][t] for r in records[-LAST_EVALUATIONS:]])) for t in last["success"]},
-               tuple(dict.fromkeys(r.get("code", "not recorded") for r in records)))
+               tuple(dict.fromkeys(r.get("code", "not recorded") for r in records)),
+               tuple(dict.fromkeys(r.get("machine", "not recorded") for r in records)))
 
 
 def _step_list(steps: list[int]) -> str:
@@ -321,6 +323,13 @@ def to_markdown(rows: list[Row], reference: str = "mtsac", at_step: int | None =
                          f"{', '.join(run.code)} |")
     lines += ["", "Code (the commits each row's evaluations were logged on): "
               + "; ".join(f"{row.label}: {', '.join(row.code())}" for row in rows) + "."]
+    runs_on: dict[str, list[str]] = {}
+    for row in rows:
+        for run in row.runs:
+            for name in run.machine:
+                runs_on.setdefault(name, []).append(run.path.name)
+    lines += ["", "Machines (minutes compare only between runs on one machine): "
+              + "; ".join(f"{name}: {', '.join(runs)}" for name, runs in runs_on.items()) + "."]
     lines += ["", "Success is the final evaluation's mean over tasks; the column beside it averages each run's last "
               f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
               "sqrt(seeds). IQM: the interquartile mean over seeds of each run's score (its mean over the tasks of "
@@ -359,7 +368,8 @@ def to_json(rows: list[Row], reference: str = "mtsac", at_step: int | None = Non
             "per_task": {t: dict(zip(("mean", "se"), map(number, row.task_success(t)))) for t in row.runs[0].success},
             "runs": [{"path": str(r.path), "seed": r.seed, "steps": r.steps, "success_mean": number(r.final_success()),
                       "recent_success_mean": number(r.recent_success()), "solved": r.solved(),
-                      "minutes": None if r.minutes() is None else number(r.minutes()), "code": list(r.code)}
+                      "minutes": None if r.minutes() is None else number(r.minutes()), "code": list(r.code),
+                      "machine": list(r.machine)}
                      for r in row.runs],
             "published_v1": None if published is None else
             {"name": published[0], "mean": published[1], "se": published[2]},

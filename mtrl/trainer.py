@@ -28,7 +28,7 @@ from mtrl.envs import ACTION_DIM, MT10, NUM_TASKS, PROTOCOLS, STATE_DIM, benchma
 from mtrl.errors import RunError
 from mtrl.evaluation import EvalResult, evaluate
 from mtrl.monitor import Monitor
-from mtrl.provenance import code_version
+from mtrl.provenance import code_version, machine
 from mtrl.replay import CUTS_PER_SPAN, Batch, MultiTaskReplay
 from mtrl.results import evaluations_log, read_evaluations
 from mtrl.reward_scale import RewardNormaliser, scaled_batch
@@ -81,6 +81,7 @@ class Trainer:
         # the code this process runs, read as it starts: a commit made while the run goes on is not its code
         self.code = code_version()
         self.device = resolve_device(cfg.device)
+        self.machine = machine(self.device)  # another CPU generation takes another path from the same seed
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
@@ -200,7 +201,7 @@ class Trainer:
             f.write(json.dumps({"step": self.step, "success": result.success,
                                 "mean_return": result.mean_return, "episodes": result.episodes,
                                 "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1),
-                                "code": self.code}) + "\n")
+                                "code": self.code, "machine": self.machine}) + "\n")
 
     def train(self) -> TrainOutcome:
         """Run to `train.steps`, or until SIGINT or SIGTERM stops the run at the last finished step, which is

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_run(directory: Path, method: str, seed: int, final: list[float], *overrides: str,
-             code: tuple[str | None, ...] = (None, None, None)) -> Path:
+             code: tuple[str | None, ...] = (None, None, None), machine: str | None = None) -> Path:
     """A run directory with a config and three logged evaluations whose last one has per-task `final`, each
-    logged on the commit in `code` (None: a record from before evaluations named their code)."""
+    logged on the commit in `code` and on `machine` (None: a record from before evaluations named them)."""
     directory.mkdir(parents=True)
     save_config(load_config(ROOT / "configs/mt10_cpu.yaml", list(overrides), method=method, seed=seed),
                 directory / "config.yaml")
@@ -31,7 +31,8 @@ def fake_run(directory: Path, method: str, seed: int, final: list[float], *overr
             success = {t: scale * v for t, v in zip(TASK_NAMES, final)}
             record = {"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
                       "episodes": 1, "protocol": "mt10-fixed", "wall_seconds": step / 10}
-            log.write(json.dumps(record if version is None else {**record, "code": version}) + "\n")
+            record |= {} if version is None else {"code": version}
+            log.write(json.dumps(record | ({} if machine is None else {"machine": machine})) + "\n")
     return directory
 
 
@@ -96,6 +97,17 @@ def test_rows_name_the_commits_their_evaluations_were_logged_on(tmp_path):
     assert [row.code() for row in rows] == [["aaaaaaa", "bbbbbbb"], ["not recorded"]]
     assert json.loads(to_json(rows))["rows"][0]["code"] == ["aaaaaaa", "bbbbbbb"]
     assert "mtsac: aaaaaaa, bbbbbbb; ntkmtl_sr: not recorded." in to_markdown(rows)
+
+
+def test_the_table_names_the_machine_of_each_run(tmp_path):
+    fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [0.5] * 10, machine="CPU A")
+    fake_run(tmp_path / "mtsac_s2", "mtsac", 2, [0.5] * 10, machine="CPU B")
+    fake_run(tmp_path / "ntkmtl_sr_s1", "ntkmtl_sr", 1, [0.5] * 10, machine="CPU A")
+    fake_run(tmp_path / "ntkmtl_sr_s2", "ntkmtl_sr", 2, [0.5] * 10)
+    rows = group([load_run(p) for p in find_runs([tmp_path])])
+    assert ("CPU A: mtsac_s1, ntkmtl_sr_s1; CPU B: mtsac_s2; not recorded: ntkmtl_sr_s2."
+            in to_markdown(rows))
+    assert [run["machine"] for run in json.loads(to_json(rows))["rows"][0]["runs"]] == [["CPU A"], ["CPU B"]]
 
 
 def test_every_run_is_listed_with_its_scores_solved_tasks_wall_clock_and_code(tmp_path):

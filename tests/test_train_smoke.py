@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mtrl.provenance import code_version
+from mtrl.provenance import code_version, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--device", "cpu", "train.steps=200", "train.warmup_steps=100", "train.eval_every=200",
@@ -37,7 +38,9 @@ def test_train_then_evaluate(tmp_path):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
     assert [e.step for e in events.Scalars("eval/success_mean")] == [200]
     records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["code"]) for r in records] == [(200, code_version())]  # the code it was measured on
+    # the code and the machine it was measured on
+    assert [(r["step"], r["code"], r["machine"]) for r in records] == [(200, code_version(),
+                                                                          machine(torch.device("cpu")))]
 
     evaluate = subprocess.run([sys.executable, "evaluate.py", str(run_dir), "--device", "cpu"], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)

@@ -45,7 +45,7 @@ from mtrl.cli import ArgumentParser, device_arg, positive_int
 from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.envs import ACTION_DIM, NUM_TASKS, PROTOCOLS, STATE_DIM
-from mtrl.provenance import code_version, short_commit
+from mtrl.provenance import code_version, machine, short_commit
 from mtrl.replay import Batch, MultiTaskReplay
 from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
@@ -489,7 +489,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     on_demand = {"soak": args.soak_run, "baseline": args.baseline, "instructions": False, "gpu-check": False}
     sections = ["gpu-check"] if args.gpu_check else args.only or [s for s in SECTIONS if on_demand.get(s, True)]
     if "gpu-check" in sections and args.check_steps <= 100:
@@ -507,9 +506,9 @@ def main() -> None:
             except ValueError as error:
                 parser.error(str(error))
     command = " ".join(["python -m mtrl.bench", *sys.argv[1:]])
-    provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({name}, "
-                  f"{torch.get_num_threads()} torch threads, {os.cpu_count()} logical cores), torch "
-                  f"{torch.__version__}, Python {platform.python_version()}, code of commit {code_version()}.")
+    provenance = (f"Measured {time.strftime('%Y-%m-%d')} with `{command}` on {device.type} ({machine(device)}; "
+                  f"{torch.get_num_threads()} torch threads), torch {torch.__version__}, Python "
+                  f"{platform.python_version()}, code of commit {code_version()}.")
     check_preset = (args.check_preset or ROOT / ("configs/mt10_gpu.yaml" if device.type == "cuda"
                                                  else "configs/mt10_cpu.yaml")).resolve()
     check_widths = tuple(args.check_widths or (WIDTHS if device.type == "cuda" else (512,)))
