@@ -1,6 +1,6 @@
 """Which code and machine produced a number: the git commit of this checkout and the processor it ran on, so
-that every benchmark section and every logged evaluation names both. Two CPU generations run different vector
-kernels, so the same seed takes a different path on each, and their minutes do not compare."""
+that every benchmark section and every logged evaluation names both. Two CPU generations can run different vector
+kernels, so the same seed can take a different path on each, and their minutes do not compare."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ class Trainer:
         # the code this process runs, read as it starts: a commit made while the run goes on is not its code
         self.code = code_version()
         self.device = resolve_device(cfg.device)
-        self.machine = machine(self.device)  # another CPU generation takes another path from the same seed
+        self.machine = machine(self.device)  # another CPU generation can take another path from one seed
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
