@@ -32,7 +32,8 @@ def fake_run(directory: Path, method: str, seed: int, final: list[float], *overr
             record = {"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
                       "episodes": 1, "protocol": "mt10-fixed", "wall_seconds": step / 10}
             record |= {} if version is None else {"code": version}
-            log.write(json.dumps(record | ({} if machine is None else {"machine": machine})) + "\n")
+            record |= {} if machine is None else {"machine": machine}
+            log.write(json.dumps(record) + "\n")
     return directory
 
 
