@@ -77,14 +77,15 @@ def test_a_new_section_lands_after_the_others_with_one_blank_line_between(tmp_pa
 
 
 def test_the_end_to_end_loops_are_what_their_labels_say_whatever_the_preset_sets():
-    from mtrl.apps.bench import LOOPS, PRESETS, loop_options
+    from mtrl.apps.bench import LOOP_THREADS, LOOPS, PRESETS, loop_options
     from mtrl.config import load_config
 
     for label, setting in LOOPS.items():
         for preset in PRESETS.values():
             cfg = load_config(preset, loop_options(*setting))
-            assert (cfg.env.vector, cfg.train.overlap) == setting, label
+            assert (cfg.env.vector, cfg.train.overlap, cfg.train.threads) == setting, label
             assert f"env.vector={cfg.env.vector}" in label and ("overlap" in label) == cfg.train.overlap
+            assert ("train.threads=" in label) == (cfg.train.threads != LOOP_THREADS), label
 
 
 def test_a_stopped_gpu_check_keeps_its_figures_and_measures_only_the_rest(tmp_path, monkeypatch):
