@@ -26,6 +26,19 @@ def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
     assert abs(per_step - 2 * per_update) <= 0.02  # two updates per step (figures rounded to 0.01 ms)
 
 
+def test_options_section_times_the_sweeps_configuration_when_every_variant_changes_it(tmp_path):
+    sweep = {"config": str(ROOT / "configs/mt10_cpu.yaml"), "methods": ["mtsac"], "seeds": [1],
+             "overrides": ["net.hidden_dim=16", "sac.batch_size=40"], "out": str(tmp_path / "out"),
+             "variants": {"actor_layer_norm": ["net.actor.layer_norm=true"]}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    lines = options_section(path, torch.device("cpu"), 1, 2)
+    rows = [line.split("|")[1:-1] for line in lines if line.startswith("| `")]
+    assert [r[0].strip() for r in rows] == ["`base`", "`actor_layer_norm`"]
+    assert rows[0][2].strip() == "1.00x"
+    assert any("ratios to `base` (the sweep's configuration without a variant)" in line for line in lines)
+
+
 def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path, monkeypatch):
     """The GPU check, shrunk to a tiny network and a few steps, so that it cannot rot between GPU machines."""
     from mtrl.apps import gpu_check

@@ -184,19 +184,24 @@ def baseline_section(ref: str, device: torch.device, rounds: int, repeats: int, 
 
 def options_section(sweep_file: Path, device: torch.device, repeats: int, updates: int) -> list[str]:
     """The cost of each variant of an ablation sweep: one update, and the updates of one environment step
-    (`train.updates_per_step` of them), relative to the sweep's first variant."""
-    from mtrl.apps.sweep import load_sweep, run_config
+    (`train.updates_per_step` of them), relative to the sweep's first variant, or, where no variant leaves the
+    sweep's configuration as it is, to that configuration (`base`)."""
+    from mtrl.apps.sweep import RunSpec, load_sweep, run_config
 
     sweep = load_sweep(sweep_file)
-    first_runs = [spec for spec in sweep.runs() if spec.seed == sweep.seeds[0] and spec.method == sweep.methods[0]]
+    method, seed = sweep.methods[0], sweep.seeds[0]
+    first_runs = [spec for spec in sweep.runs() if spec.seed == seed and spec.method == method]
+    if sweep.variants and all(sweep.variants.values()):  # each variant changes something: time the sweep as it is
+        first_runs.insert(0, RunSpec("base", method, seed, tuple(sweep.overrides)))
     configs = {cfg.label or spec.name: cfg for spec in first_runs for cfg in [run_config(sweep, spec)]}
     costs = timed_updates(configs, device, repeats, updates)
     first = next(iter(costs))
     per_step = {name: seconds * configs[name].train.updates_per_step for name, seconds in costs.items()}
     lines = [f"## Update cost of the options in `{sweep_file.name}`", "",
-             f"Each variant's SAC update (`{sweep.methods[0]}`) on the same batch, interleaved round-robin, median of "
+             f"Each variant's SAC update (`{method}`) on the same batch, interleaved round-robin, median of "
              f"{repeats} repeats of {updates} updates; per environment step, times `train.updates_per_step`; "
-             f"ratios to `{first}`.", "",
+             f"ratios to `{first}`" + (" (the sweep's configuration without a variant)" if first == "base" else "")
+             + ".", "",
              "| variant | ms per update | ratio | ms per environment step | ratio |", "|---|---|---|---|---|"]
     for name, seconds in costs.items():
         lines.append(f"| `{name}` | {seconds * 1e3:.2f} | {seconds / costs[first]:.2f}x | {per_step[name] * 1e3:.2f} | "
