@@ -12,12 +12,18 @@ from mtrl.apps.bench import options_section
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
+def _small_sweep(tmp_path: Path, variants: dict[str, list[str]]) -> Path:
+    """A sweep file of tiny networks with these variants."""
     sweep = {"config": str(ROOT / "configs/mt10_cpu.yaml"), "methods": ["mtsac"], "seeds": [1],
              "overrides": ["net.hidden_dim=16", "sac.batch_size=40"], "out": str(tmp_path / "out"),
-             "variants": {"default": [], "twice": ["train.updates_per_step=2"]}}
+             "variants": variants}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
+    path = _small_sweep(tmp_path, {"default": [], "twice": ["train.updates_per_step=2"]})
     rows = [line.split("|")[1:-1] for line in options_section(path, torch.device("cpu"), 1, 2)
             if line.startswith("| `")]
     assert [r[0].strip() for r in rows] == ["`default`", "`twice`"]
@@ -27,11 +33,7 @@ def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
 
 
 def test_options_section_times_the_sweeps_configuration_when_every_variant_changes_it(tmp_path):
-    sweep = {"config": str(ROOT / "configs/mt10_cpu.yaml"), "methods": ["mtsac"], "seeds": [1],
-             "overrides": ["net.hidden_dim=16", "sac.batch_size=40"], "out": str(tmp_path / "out"),
-             "variants": {"actor_layer_norm": ["net.actor.layer_norm=true"]}}
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(sweep))
+    path = _small_sweep(tmp_path, {"actor_layer_norm": ["net.actor.layer_norm=true"]})
     lines = options_section(path, torch.device("cpu"), 1, 2)
     rows = [line.split("|")[1:-1] for line in lines if line.startswith("| `")]
     assert [r[0].strip() for r in rows] == ["`base`", "`actor_layer_norm`"]
