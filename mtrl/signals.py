@@ -25,10 +25,17 @@ class StopOnSignal:
         return self
 
     def release(self) -> None:
-        """Put the previous handlers back now (the job has seen the signal and is stopping)."""
+        """Put the previous handlers back now (the job has seen the signal and is stopping), so that a second
+        signal ends the job at once. A signal that was ignored before (as in a job a shell started in the
+        background) gets its default action instead: otherwise the second one would do nothing."""
+        self._restore(ignored_becomes_default=True)
+
+    def _restore(self, ignored_becomes_default: bool) -> None:
         for sig, handler in self._previous.items():
+            if ignored_becomes_default and handler == signal.SIG_IGN:
+                handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
             signal.signal(sig, handler)
         self._previous.clear()
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        self._restore(ignored_becomes_default=False)
