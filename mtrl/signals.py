@@ -9,8 +9,8 @@ from typing import Self
 
 class StopOnSignal:
     """While active, SIGINT and SIGTERM only set `signal` (the signal's name); the job checks it at a point
-    where stopping loses nothing. On exit, or at `release()`, the previous handlers come back, so that a
-    second signal acts as it did before (Ctrl-C raises KeyboardInterrupt again)."""
+    where stopping loses nothing. On exit the previous handlers come back as they were; at `release()` they come
+    back so that a second signal ends the job (Ctrl-C raises KeyboardInterrupt again, also where it was ignored)."""
 
     def __init__(self) -> None:
         self.signal: str | None = None
