@@ -33,10 +33,10 @@ def test_options_section_times_each_variant_per_update_and_per_step(tmp_path):
 
 
 def test_options_section_times_the_sweeps_configuration_when_every_variant_changes_it(tmp_path):
-    path = _small_sweep(tmp_path, {"actor_layer_norm": ["net.actor.layer_norm=true"]})
+    path = _small_sweep(tmp_path, {"wide": ["net.hidden_dim=32"]})
     lines = options_section(path, torch.device("cpu"), 1, 2)
     rows = [line.split("|")[1:-1] for line in lines if line.startswith("| `")]
-    assert [r[0].strip() for r in rows] == ["`base`", "`actor_layer_norm`"]
+    assert [r[0].strip() for r in rows] == ["`base`", "`wide`"]
     assert rows[0][2].strip() == "1.00x"
     assert any("ratios to `base` (the sweep's configuration without a variant)" in line for line in lines)
 
