@@ -41,6 +41,20 @@ def test_options_section_times_the_sweeps_configuration_when_every_variant_chang
     assert any("ratios to `base` (the sweep's configuration without a variant)" in line for line in lines)
 
 
+def test_each_config_is_timed_on_a_batch_of_its_own_size():
+    """A variant that changes the batch size must not be timed on another variant's batch."""
+    from mtrl.apps.bench import warmed_up_agents
+    from mtrl.config import load_config
+
+    def config(batch_size: int):
+        return load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", f"sac.batch_size={batch_size}"])
+
+    configs = {"large": config(40), "small": config(20), "large_again": config(40)}
+    _, batches = warmed_up_agents(configs, torch.device("cpu"))
+    assert batches["large"].obs.shape[:2] == (10, 4) and batches["small"].obs.shape[:2] == (10, 2)
+    assert batches["large_again"] is batches["large"]  # one batch per size, shared
+
+
 def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path, monkeypatch):
     """The GPU check, shrunk to a tiny network and a few steps, so that it cannot rot between GPU machines."""
     from mtrl.apps import gpu_check

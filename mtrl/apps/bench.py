@@ -78,31 +78,36 @@ def update_costs(config_path: Path, device: torch.device, repeats: int, updates:
     return timed_updates(configs, device, repeats, updates)
 
 
-def warmed_up_agents(configs: dict[str, Config], device: torch.device) -> tuple[dict[str, MTSAC], Batch]:
-    """An agent per config (same seed) and one batch they share, after 3 updates each on it (allocator, lazy
-    initialisation, compilation, first-call overheads)."""
-    agents = {}
+def warmed_up_agents(configs: dict[str, Config], device: torch.device) -> tuple[dict[str, MTSAC], dict[str, Batch]]:
+    """An agent per config (same seed) and its batch, after 3 updates each on it (allocator, lazy
+    initialisation, compilation, first-call overheads). Configs of one batch size share one batch."""
+    replay = _filled_replay(device)
+    by_size: dict[int, Batch] = {}
+    agents, batches = {}, {}
     for name, cfg in configs.items():
         torch.manual_seed(0)
         agents[name] = MTSAC(cfg, STATE_DIM + NUM_TASKS, ACTION_DIM, NUM_TASKS, device)
-    batch = _filled_replay(device).sample(cfg.sac.batch_size // NUM_TASKS)
-    for agent in agents.values():
+        per_task = cfg.sac.batch_size // NUM_TASKS
+        if per_task not in by_size:
+            by_size[per_task] = replay.sample(per_task)
+        batches[name] = by_size[per_task]
+    for name, agent in agents.items():
         for _ in range(3):
-            agent.update(batch)
-    return agents, batch
+            agent.update(batches[name])
+    return agents, batches
 
 
 def timed_updates(configs: dict[str, Config], device: torch.device, repeats: int, updates: int) -> dict[str, float]:
-    """Median seconds per update of an agent built from each config, interleaved round-robin on one batch
-    (the configs share the batch size)."""
-    agents, batch = warmed_up_agents(configs, device)
+    """Median seconds per update of an agent built from each config, interleaved round-robin, each on its
+    batch (one batch per batch size)."""
+    agents, batches = warmed_up_agents(configs, device)
     samples: dict[str, list[float]] = {m: [] for m in agents}
     for _ in range(repeats):
         for method, agent in agents.items():
             _sync(device)
             start = time.perf_counter()
             for _ in range(updates):
-                agent.update(batch)
+                agent.update(batches[method])
             _sync(device)
             samples[method].append((time.perf_counter() - start) / updates)
     return {m: statistics.median(s) for m, s in samples.items()}
@@ -198,8 +203,9 @@ def options_section(sweep_file: Path, device: torch.device, repeats: int, update
     first = next(iter(costs))
     per_step = {name: seconds * configs[name].train.updates_per_step for name, seconds in costs.items()}
     lines = [f"## Update cost of the options in `{sweep_file.name}`", "",
-             f"Each variant's SAC update (`{method}`) on the same batch, interleaved round-robin, median of "
-             f"{repeats} repeats of {updates} updates; per environment step, times `train.updates_per_step`; "
+             f"Each variant's SAC update (`{method}`) on the same batch (one per batch size), interleaved "
+             f"round-robin, median of {repeats} repeats of {updates} updates; per environment step, times "
+             "`train.updates_per_step`; "
              f"ratios to `{first}`" + (" (the sweep's configuration without a variant)" if first == "base" else "")
              + ".", "",
              "| variant | ms per update | ratio | ms per environment step | ratio |", "|---|---|---|---|---|"]
@@ -218,10 +224,10 @@ def profiled_split(cfg: Config, device: torch.device, updates: int = 10) -> tupl
     the second."""
     from torch.profiler import profile
 
-    agents, batch = warmed_up_agents({"profiled": cfg}, device)
+    agents, batches = warmed_up_agents({"profiled": cfg}, device)
     with profile() as prof:
         for _ in range(updates):
-            agents["profiled"].update(batch)
+            agents["profiled"].update(batches["profiled"])
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events) / 1e6 / updates
     matmuls = sum(e.self_cpu_time_total for e in events if e.key in MATMULS) / 1e6 / updates
