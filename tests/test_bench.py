@@ -41,10 +41,11 @@ def test_options_section_times_the_sweeps_configuration_when_every_variant_chang
     assert any("ratios to `base` (the sweep's configuration without a variant)" in line for line in lines)
 
 
-def test_each_config_is_timed_on_a_batch_of_its_own_size():
+def test_each_config_is_timed_on_a_batch_of_its_own_size(monkeypatch):
     """A variant that changes the batch size must not be timed on another variant's batch."""
-    from mtrl.apps.bench import warmed_up_agents
+    from mtrl.apps.bench import timed_updates, warmed_up_agents
     from mtrl.config import load_config
+    from mtrl.sac import MTSAC
 
     def config(batch_size: int):
         return load_config(ROOT / "configs/mt10_cpu.yaml", ["net.hidden_dim=16", f"sac.batch_size={batch_size}"])
@@ -53,6 +54,17 @@ def test_each_config_is_timed_on_a_batch_of_its_own_size():
     _, batches = warmed_up_agents(configs, torch.device("cpu"))
     assert batches["large"].obs.shape[:2] == (10, 4) and batches["small"].obs.shape[:2] == (10, 2)
     assert batches["large_again"] is batches["large"]  # one batch per size, shared
+
+    seen: dict[int, set[int]] = {}  # per-task batch sizes each agent was updated on, by its configured size
+    update = MTSAC.update
+
+    def recording_update(agent: MTSAC, batch):
+        seen.setdefault(agent.cfg.sac.batch_size, set()).add(batch.obs.shape[1])
+        return update(agent, batch)
+
+    monkeypatch.setattr(MTSAC, "update", recording_update)
+    timed_updates(configs, torch.device("cpu"), repeats=1, updates=1)
+    assert seen == {40: {4}, 20: {2}}
 
 
 def test_gpu_check_runs_on_the_cpu_and_reports_each_part(tmp_path, monkeypatch):

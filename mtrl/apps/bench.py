@@ -203,9 +203,9 @@ def options_section(sweep_file: Path, device: torch.device, repeats: int, update
     first = next(iter(costs))
     per_step = {name: seconds * configs[name].train.updates_per_step for name, seconds in costs.items()}
     lines = [f"## Update cost of the options in `{sweep_file.name}`", "",
-             f"Each variant's SAC update (`{method}`) on the same batch (one per batch size), interleaved "
-             f"round-robin, median of {repeats} repeats of {updates} updates; per environment step, times "
-             "`train.updates_per_step`; "
+             f"Each variant's SAC update (`{method}`), each on a batch of its batch size (variants of one size share "
+             f"it), interleaved round-robin, median of {repeats} repeats of {updates} updates; per environment step, "
+             "times `train.updates_per_step`; "
              f"ratios to `{first}`" + (" (the sweep's configuration without a variant)" if first == "base" else "")
              + ".", "",
              "| variant | ms per update | ratio | ms per environment step | ratio |", "|---|---|---|---|---|"]
@@ -269,8 +269,8 @@ def replay_section() -> list[str]:
     return ["## Replay memory", "",
             f"{per_transition:.1f} bytes per transition at the CPU preset ({cfg.env.protocol}: {episode}-step "
             f"episodes), against {raw} raw bytes of the stored fields (float32 observation, action and reward, a "
-            f"one-byte terminal flag): **{ratio:.2f}x**, {_verdict(ratio <= 1.1)} the 1.10x target. Each observation is stored "
-            f"once; the rest is a 4-byte pointer per slot to the episode-end table, which holds one final "
+            f"one-byte terminal flag): **{ratio:.2f}x**, {_verdict(ratio <= 1.1)} the 1.10x target. Each observation "
+            f"is stored once; the rest is a 4-byte pointer per slot to the episode-end table, which holds one final "
             f"observation per episode. The CPU preset's buffer of {cfg.train.buffer_capacity:,} transitions takes "
             f"{per_transition * cfg.train.buffer_capacity / 2**20:.0f} MiB.", ""]
 
