@@ -8,12 +8,13 @@
     python evaluate.py runs/sweeps/mt10_cpu             # a directory of runs: the results table
     python evaluate.py runs/a runs/b runs/c --out runs/table
     python evaluate.py runs/sweeps/a runs/sweeps/b --at-step 50000  # every run scored at step 50,000
+    python evaluate.py runs/sweeps/a runs/sweeps/b --at-minutes 35  # ... at its last evaluation within 35 minutes
 
 One run: prints a per-task table and writes it as evaluation.json and evaluation.md (in the run directory, or
 in --out for reference policies). Several runs, or a directory of runs: reads each run's final logged
-evaluation (or, with --at-step, its evaluation at that step) and writes results.md, results.json, curves.png and
-heatmap.png (into --out, by default the directory of runs, or runs/results; with --at-step, its at_step_<N>
-folder).
+evaluation (or, with --at-step, its evaluation at that step; with --at-minutes, its last evaluation within that
+wall clock) and writes results.md, results.json, curves.png and heatmap.png (into --out, by default the directory
+of runs, or runs/results; with --at-step or --at-minutes, its at_step_<N> or at_minutes_<M> folder).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mtrl.cli import ArgumentParser, device_arg, run_main
 from mtrl.config import from_dict
 from mtrl.envs import MT10, PROTOCOLS, benchmark_copies
 from mtrl.evaluation import ExpertPolicy, RandomPolicy, evaluate
+from mtrl.results import Cut
 from mtrl.runtime import resolve_device
 from mtrl.sac import MTSAC
 
@@ -47,11 +49,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--reference", metavar="LABEL", help="the results-table row others are compared with "
                         "(P(better)); default: mtsac, where there is such a row")
-    parser.add_argument("--at-step", type=int, metavar="STEP", help="score every run of the results table at its "
-                        "evaluation at this step (equal environment steps) instead of its last one")
+    cut = parser.add_mutually_exclusive_group()
+    cut.add_argument("--at-step", type=int, metavar="STEP", help="score every run of the results table at its "
+                     "evaluation at this step (equal environment steps) instead of its last one")
+    cut.add_argument("--at-minutes", type=float, metavar="MINUTES", help="score every run of the results table at "
+                     "its last evaluation within this many minutes of its training loop's wall clock (equal time; "
+                     "compare runs of one machine)")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
                                                  "runs/eval_<policy>; the directory of runs or runs/results, "
-                                                 "its at_step_<N> folder with --at-step)")
+                                                 "its at_step_<N> or at_minutes_<M> folder with a cut)")
     parser.add_argument("--video", action="store_true", help="also record one episode per task: GIFs in "
                                                              "<run>/videos and `video/<task>` in TensorBoard")
     args = parser.parse_args()
@@ -60,11 +66,14 @@ def parse_args() -> argparse.Namespace:
     if args.table and (args.checkpoint or args.policy != "agent" or args.video or args.episodes):
         parser.error("several runs or a directory of runs make a results table from their logged evaluations; "
                      "--checkpoint, --policy, --episodes and --video take one run")
-    if args.at_step is not None and not args.table:
-        parser.error("--at-step scores the runs of a results table (several runs or a directory of runs); one run "
+    cut_flag = "--at-step" if args.at_step is not None else "--at-minutes" if args.at_minutes is not None else None
+    if cut_flag and not args.table:
+        parser.error(f"{cut_flag} scores the runs of a results table (several runs or a directory of runs); one run "
                      "is evaluated from its checkpoint (choose one with --checkpoint)")
     if args.at_step is not None and args.at_step < 1:
         parser.error(f"--at-step must be a step the runs evaluated at (at least 1), got {args.at_step}")
+    if args.at_minutes is not None and not args.at_minutes > 0:  # also refuses nan
+        parser.error(f"--at-minutes must be a positive number of minutes, got {args.at_minutes:g}")
     if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
     if args.policy == "agent" and not args.runs and args.checkpoint is None:
@@ -74,13 +83,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def tabulate(runs: list[Path], out: Path | None, reference: str | None, at_step: int | None) -> None:
+def tabulate(runs: list[Path], out: Path | None, reference: str | None, cut: Cut | None) -> None:
     from mtrl.results import find_runs, write_report
 
     if out is None:
         out = runs[0] if len(runs) == 1 else Path("runs") / "results"
-        out = out if at_step is None else out / f"at_step_{at_step}"  # beside the final table, not over it
-    paths = write_report(find_runs(runs), out, reference, at_step)
+        out = out if cut is None else out / cut.folder  # beside the final table, not over it
+    paths = write_report(find_runs(runs), out, reference, cut)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
 
@@ -101,7 +110,8 @@ def record(policy, protocol: str, seed: int, reward_version: str, out_dir: Path,
 def main() -> None:
     args = parse_args()
     if args.table:
-        return tabulate(args.runs, args.out, args.reference, args.at_step)
+        cut = None if args.at_step is None and args.at_minutes is None else Cut(args.at_step, args.at_minutes)
+        return tabulate(args.runs, args.out, args.reference, cut)
     if args.policy == "agent":
         if args.checkpoint:
             path, state = args.checkpoint, load_checkpoint(args.checkpoint)

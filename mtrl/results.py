@@ -4,11 +4,13 @@ learning curves and a method x task heatmap next to it.
     python evaluate.py runs/sweeps/mt10_cpu           # a sweep directory
     python evaluate.py runs/mtsac_s1_... runs/mtsac_s2_...
     python evaluate.py runs/sweeps/a runs/sweeps/b --at-step 50000    # runs of different lengths, equal steps
+    python evaluate.py runs/sweeps/a runs/sweeps/b --at-minutes 35    # equal wall clock, on one machine
 
 A run's result is its final logged evaluation (the protocol's deterministic evaluation at the last step, in
-`evaluations.jsonl`), and beside it the mean of its last three evaluations, which flickers less; with an `at_step`,
-every run is cut at its evaluation at that step first, so runs of different lengths are compared at equal
-environment steps. Runs whose configs differ only in the seed form one row; rows are labelled by the method and by
+`evaluations.jsonl`), and beside it the mean of its last three evaluations, which flickers less; with a `Cut`, every
+run is first cut at its evaluation at a step, so runs of different lengths are compared at equal environment steps,
+or at its last evaluation within a number of minutes of wall clock, so runs on one machine are compared at equal
+time. Runs whose configs differ only in the seed form one row; rows are labelled by the method and by
 whatever else of their config differs between rows. Over the runs of a row the table gives the mean +- standard
 error, and, from each run's per-task scores (the mean of its last three evaluations), the interquartile mean over
 seeds of each run's mean over the tasks with a 95% bootstrap confidence interval, and the probability of
@@ -114,21 +116,69 @@ def read_evaluations(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line] if log.is_file() else []
 
 
-def load_run(run_dir: Path, at_step: int | None = None) -> Run:
-    """A run as its evaluations show it: up to its last one, or, given `at_step`, up to its evaluation at that
-    step (so that runs of different lengths are compared at equal environment steps)."""
+@dataclass(frozen=True)
+class Cut:
+    """Where every run of a table is scored instead of at its last evaluation: at its evaluation at `step` (equal
+    environment steps, for runs of different lengths), or at its last evaluation within `minutes` of its training
+    loop's wall clock (equal wall clock: which configuration makes the best use of a time budget on one machine)."""
+
+    step: int | None = None
+    minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.step is None) == (self.minutes is None):
+            raise ValueError("a cut is at a step or at a number of minutes, one of the two; got "
+                             f"step={self.step}, minutes={self.minutes}")
+
+    def __str__(self) -> str:
+        if self.step is not None:
+            return f"at step {self.step:,}"
+        return f"within {self.minutes:g} minute{'' if self.minutes == 1 else 's'}"
+
+    @property
+    def folder(self) -> str:
+        """The table's folder beside the final one: `at_step_<N>` or `at_minutes_<M>`."""
+        return f"at_step_{self.step}" if self.step is not None else f"at_minutes_{self.minutes:g}"
+
+    def describe(self) -> str:
+        """The sentence that heads a cut table."""
+        if self.step is not None:
+            return (f"Every run is scored at its evaluation at step {self.step:,}, at equal environment steps, "
+                    "whatever it ran to: below, its final evaluation is that one and its last evaluations end there.")
+        return (f"Every run is scored at its last evaluation {self} of its training loop's wall clock, at equal "
+                "wall clock, whatever it ran to: below, its final evaluation is that one, its last evaluations end "
+                "there, and its steps are how far it got. Minutes compare only between runs on one machine (listed "
+                "at the end).")
+
+    def records(self, run_dir: Path, records: list[dict]) -> list[dict]:
+        """A run's evaluation records up to the cut; FileNotFoundError where it has no evaluation there."""
+        if self.step is not None:
+            steps = [r["step"] for r in records]
+            if self.step not in steps:
+                raise FileNotFoundError(f"run '{run_dir}' has no evaluation at step {self.step:,} (it evaluated at "
+                                        f"{_step_list(steps)})")
+            return records[:steps.index(self.step) + 1]
+        if any(r.get("wall_seconds") is None for r in records):
+            raise FileNotFoundError(f"run '{run_dir}' logged no wall clock with its evaluations, so it has none "
+                                    f"{self}")
+        within = [r for r in records if r["wall_seconds"] <= 60 * self.minutes]  # the clock only grows
+        if not within:
+            raise FileNotFoundError(f"run '{run_dir}' has no evaluation {self} (its first came at "
+                                    f"{records[0]['wall_seconds'] / 60:.1f} minutes)")
+        return within
+
+
+def load_run(run_dir: Path, cut: Cut | None = None) -> Run:
+    """A run as its evaluations show it: up to its last one, or, given a `cut`, up to its evaluation there (so
+    that runs are compared at equal environment steps or at equal wall clock)."""
     config, records = run_dir / "config.yaml", read_evaluations(run_dir)
     if not config.is_file():
         raise FileNotFoundError(f"'{run_dir}' is not a run directory (no config.yaml)")
     if not records:
         raise FileNotFoundError(f"run '{run_dir}' has no evaluations yet ({evaluations_log(run_dir).name} is "
                                 "empty or missing)")
-    if at_step is not None:
-        steps = [r["step"] for r in records]
-        if at_step not in steps:
-            raise FileNotFoundError(f"run '{run_dir}' has no evaluation at step {at_step:,} (it evaluated at "
-                                    f"{_step_list(steps)})")
-        records = records[:steps.index(at_step) + 1]
+    if cut is not None:
+        records = cut.records(run_dir, records)
     try:
         data = yaml.safe_load(config.read_text())
         if not isinstance(data, dict):
@@ -289,12 +339,10 @@ def find_reference(rows: list[Row], label: str) -> Row | None:
     return next((row for row in rows if row.label == label), None)
 
 
-def to_markdown(rows: list[Row], reference: str = "mtsac", at_step: int | None = None) -> str:
-    """The table, per task and per run; `at_step`: the step every run was cut at by `load_run`, if any."""
+def to_markdown(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -> str:
+    """The table, per task and per run; `cut`: where `load_run` cut every run, if anywhere."""
     base = find_reference(rows, reference)
-    lines = [] if at_step is None else [
-        (f"Every run is scored at its evaluation at step {at_step:,}, at equal environment steps, whatever it ran "
-         "to: below, its final evaluation is that one and its last evaluations end there."), ""]
+    lines = [] if cut is None else [cut.describe(), ""]
     lines += [f"| method | seeds | steps | protocol | success (mean +- s.e.) | last {LAST_EVALUATIONS} evaluations | "
              f"IQM [95% CI] | P(better than {reference}) [95% CI] | minutes per run | "
              "published, v1 protocol, 2M steps |",
@@ -342,7 +390,7 @@ def to_markdown(rows: list[Row], reference: str = "mtsac", at_step: int | None =
     return "\n".join(lines) + "\n"
 
 
-def to_json(rows: list[Row], reference: str = "mtsac", at_step: int | None = None) -> str:
+def to_json(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -> str:
     def number(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 6)
 
@@ -374,33 +422,33 @@ def to_json(rows: list[Row], reference: str = "mtsac", at_step: int | None = Non
             "published_v1": None if published is None else
             {"name": published[0], "mean": published[1], "se": published[2]},
         })
-    return json.dumps({"at_step": at_step, "rows": data}, indent=2)
+    at_step, at_minutes = (None, None) if cut is None else (cut.step, cut.minutes)
+    return json.dumps({"at_step": at_step, "at_minutes": at_minutes, "rows": data}, indent=2)
 
 
 def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None,
-                 at_step: int | None = None) -> list[Path]:
+                 cut: Cut | None = None) -> list[Path]:
     """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`, each row
-    compared with the row labelled `reference` (None: `mtsac`, where there is such a row); `at_step`: score
-    every run at its evaluation at that step instead of its last one, skipping runs without one."""
+    compared with the row labelled `reference` (None: `mtsac`, where there is such a row); `cut`: score every
+    run there instead of at its last evaluation, skipping runs without an evaluation there."""
     from mtrl.plots import plot_heatmap, plot_method_curves
 
     runs = []
     for run_dir in run_dirs:
         try:
-            runs.append(load_run(run_dir, at_step))
+            runs.append(load_run(run_dir, cut))
         except FileNotFoundError as error:
             print(f"skipping: {error}")
     if not runs:
-        raise FileNotFoundError("none of the runs has an evaluation to report"
-                                + ("" if at_step is None else f" at step {at_step:,}"))
+        raise FileNotFoundError("none of the runs has an evaluation to report" + ("" if cut is None else f" {cut}"))
     rows = group(runs)
     if reference is not None and find_reference(rows, reference) is None:
         raise RunError(f"no row is labelled '{reference}' to compare the others with; the rows: "
                        f"{', '.join(repr(row.label) for row in rows)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
-    paths[0].write_text(to_markdown(rows, reference or "mtsac", at_step))
-    paths[1].write_text(to_json(rows, reference or "mtsac", at_step))
+    paths[0].write_text(to_markdown(rows, reference or "mtsac", cut))
+    paths[1].write_text(to_json(rows, reference or "mtsac", cut))
     plot_method_curves(rows, paths[2])
     plot_heatmap(rows, paths[3])
     return paths

@@ -14,15 +14,17 @@ import pytest
 from mtrl.config import load_config, save_config
 from mtrl.envs import TASK_NAMES
 from mtrl.errors import ConfigError
-from mtrl.results import find_runs, group, load_run, mean_and_se, to_json, to_markdown
+from mtrl.results import Cut, find_runs, group, load_run, mean_and_se, to_json, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_run(directory: Path, method: str, seed: int, final: list[float], *overrides: str,
-             code: tuple[str | None, ...] = (None, None, None), machine: str | None = None) -> Path:
+             code: tuple[str | None, ...] = (None, None, None), machine: str | None = None,
+             seconds_per_step: float | None = 0.1) -> Path:
     """A run directory with a config and three logged evaluations whose last one has per-task `final`, each
-    logged on the commit in `code` and on `machine` (None: a record from before evaluations named them)."""
+    logged on the commit in `code` and on `machine` (None: a record from before evaluations named them), at a
+    wall clock of `seconds_per_step` per step (None: a record from before evaluations logged the clock)."""
     directory.mkdir(parents=True)
     save_config(load_config(ROOT / "configs/mt10_cpu.yaml", list(overrides), method=method, seed=seed),
                 directory / "config.yaml")
@@ -30,7 +32,8 @@ def fake_run(directory: Path, method: str, seed: int, final: list[float], *overr
         for (step, scale), version in zip(((1000, 0.0), (2000, 0.5), (3000, 1.0)), code):
             success = {t: scale * v for t, v in zip(TASK_NAMES, final)}
             record = {"step": step, "success": success, "mean_return": {t: 0.0 for t in TASK_NAMES},
-                      "episodes": 1, "protocol": "mt10-fixed", "wall_seconds": step / 10}
+                      "episodes": 1, "protocol": "mt10-fixed"}
+            record |= {} if seconds_per_step is None else {"wall_seconds": step * seconds_per_step}
             record |= {} if version is None else {"code": version}
             record |= {} if machine is None else {"machine": machine}
             log.write(json.dumps(record) + "\n")
@@ -171,13 +174,29 @@ def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):
 
 def test_a_run_cut_at_a_step_is_scored_there_and_a_run_without_that_step_is_refused(tmp_path):
     run = fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [1.0] * 5 + [0.0] * 5)  # 0.5 at the end, 0.25 at 2,000
-    cut = load_run(run, at_step=2000)
+    cut = load_run(run, Cut(step=2000))
     assert cut.steps == 2000 and cut.final_success() == pytest.approx(0.25)
     assert cut.curve_steps.tolist() == [1000, 2000] and cut.recent_success() == pytest.approx(0.125)
     assert cut.minutes() == pytest.approx(200 / 60)  # the wall clock up to that evaluation
     assert load_run(run).final_success() == pytest.approx(0.5)
     with pytest.raises(FileNotFoundError, match=r"no evaluation at step 2,500 \(it evaluated at 1,000, 2,000, 3,000"):
-        load_run(run, at_step=2500)
+        load_run(run, Cut(step=2500))
+
+
+def test_runs_cut_at_equal_wall_clock_are_scored_at_their_last_evaluation_within_it(tmp_path):
+    fast = fake_run(tmp_path / "fast", "mtsac", 1, [1.0] * 10, seconds_per_step=0.1)  # evaluations at 100, 200, 300 s
+    slow = fake_run(tmp_path / "slow", "mtsac", 2, [1.0] * 10, seconds_per_step=0.2)  # at 200, 400, 600 s
+    four_minutes = Cut(minutes=4)
+    assert load_run(fast, four_minutes).steps == 2000 and load_run(slow, four_minutes).steps == 1000
+    assert load_run(fast, four_minutes).final_success() == pytest.approx(0.5)
+    assert load_run(fast, Cut(minutes=60)).steps == 3000  # a run that ended earlier is scored at its end
+    with pytest.raises(FileNotFoundError, match=r"no evaluation within 3 minutes \(its first came at 3.3 minutes\)"):
+        load_run(slow, Cut(minutes=3))
+    untimed = fake_run(tmp_path / "untimed", "mtsac", 3, [1.0] * 10, seconds_per_step=None)
+    with pytest.raises(FileNotFoundError, match="logged no wall clock"):
+        load_run(untimed, four_minutes)
+    with pytest.raises(ValueError, match="one of the two"):
+        Cut(step=1000, minutes=4)
 
 
 def test_evaluate_at_a_step_writes_its_own_table_beside_the_final_one(sweep_dir):
@@ -194,6 +213,11 @@ def test_evaluate_at_a_step_writes_its_own_table_beside_the_final_one(sweep_dir)
     assert "**0.25 +- 0.10**" in table  # mtsac's seeds at half their final scores: 0.1, 0.2, 0.45
     assert json.loads((sweep_dir / "at_step_2000" / "results.json").read_text())["at_step"] == 2000
     assert (sweep_dir / "results.md").read_text() == final and "**0.50 +- 0.21**" in final  # left as it was
+    evaluate("--at-minutes", "4")  # every fake run logs 0.1 s per step: its evaluation at step 2,000 again
+    timed = (sweep_dir / "at_minutes_4" / "results.md").read_text()
+    assert timed.startswith("Every run is scored at its last evaluation within 4 minutes")
+    assert "**0.25 +- 0.10**" in timed
+    assert json.loads((sweep_dir / "at_minutes_4" / "results.json").read_text())["at_minutes"] == 4
 
 
 def test_a_path_that_holds_no_runs_is_a_one_line_error(tmp_path):
