@@ -66,14 +66,16 @@ def parse_args() -> argparse.Namespace:
     if args.table and (args.checkpoint or args.policy != "agent" or args.video or args.episodes):
         parser.error("several runs or a directory of runs make a results table from their logged evaluations; "
                      "--checkpoint, --policy, --episodes and --video take one run")
-    cut_flag = "--at-step" if args.at_step is not None else "--at-minutes" if args.at_minutes is not None else None
-    if cut_flag and not args.table:
-        parser.error(f"{cut_flag} scores the runs of a results table (several runs or a directory of runs); one run "
-                     "is evaluated from its checkpoint (choose one with --checkpoint)")
-    if args.at_step is not None and args.at_step < 1:
-        parser.error(f"--at-step must be a step the runs evaluated at (at least 1), got {args.at_step}")
-    if args.at_minutes is not None and not args.at_minutes > 0:  # also refuses nan
-        parser.error(f"--at-minutes must be a positive number of minutes, got {args.at_minutes:g}")
+    args.cut = None
+    if args.at_step is not None or args.at_minutes is not None:
+        flag = "--at-step" if args.at_step is not None else "--at-minutes"
+        if not args.table:
+            parser.error(f"{flag} scores the runs of a results table (several runs or a directory of runs); one run "
+                         "is evaluated from its checkpoint (choose one with --checkpoint)")
+        try:
+            args.cut = Cut(args.at_step, args.at_minutes)
+        except ValueError as error:
+            parser.error(str(error))
     if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
     if args.policy == "agent" and not args.runs and args.checkpoint is None:
@@ -110,8 +112,7 @@ def record(policy, protocol: str, seed: int, reward_version: str, out_dir: Path,
 def main() -> None:
     args = parse_args()
     if args.table:
-        cut = None if args.at_step is None and args.at_minutes is None else Cut(args.at_step, args.at_minutes)
-        return tabulate(args.runs, args.out, args.reference, cut)
+        return tabulate(args.runs, args.out, args.reference, args.cut)
     if args.policy == "agent":
         if args.checkpoint:
             path, state = args.checkpoint, load_checkpoint(args.checkpoint)

@@ -21,6 +21,7 @@ code.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -129,6 +130,10 @@ class Cut:
         if (self.step is None) == (self.minutes is None):
             raise ValueError("a cut is at a step or at a number of minutes, one of the two; got "
                              f"step={self.step}, minutes={self.minutes}")
+        if self.step is not None and self.step < 1:
+            raise ValueError(f"--at-step must be a step the runs evaluated at (at least 1), got {self.step}")
+        if self.minutes is not None and not 0 < self.minutes < math.inf:  # also refuses nan
+            raise ValueError(f"--at-minutes must be a positive, finite number of minutes, got {self.minutes:g}")
 
     def __str__(self) -> str:
         if self.step is not None:
@@ -158,10 +163,11 @@ class Cut:
                 raise FileNotFoundError(f"run '{run_dir}' has no evaluation at step {self.step:,} (it evaluated at "
                                         f"{_step_list(steps)})")
             return records[:steps.index(self.step) + 1]
-        if any(r.get("wall_seconds") is None for r in records):
-            raise FileNotFoundError(f"run '{run_dir}' logged no wall clock with its evaluations, so it has none "
-                                    f"{self}")
-        within = [r for r in records if r["wall_seconds"] <= 60 * self.minutes]  # the clock only grows
+        untimed = sum(r.get("wall_seconds") is None for r in records)
+        if untimed:
+            raise FileNotFoundError(f"run '{run_dir}': {untimed} of its {len(records)} evaluations logged no wall "
+                                    f"clock, so it cannot be scored {self}")
+        within = list(itertools.takewhile(lambda r: r["wall_seconds"] <= 60 * self.minutes, records))
         if not within:
             raise FileNotFoundError(f"run '{run_dir}' has no evaluation {self} (its first came at "
                                     f"{records[0]['wall_seconds'] / 60:.1f} minutes)")
@@ -304,8 +310,8 @@ class Row:
         over the tasks, with its 95% bootstrap interval (low, high): the table's statistic, step by step."""
         steps = self.common_steps()
         scores = np.stack([run.task_curve[np.isin(run.curve_steps, steps)] for run in self.runs], axis=1)
-        middle = np.array([iqm_over_runs(at_step) for at_step in scores])
-        low, high = np.array([confidence_interval(at_step, iqm_over_runs, reps) for at_step in scores]).T
+        middle = np.array([iqm_over_runs(at_evaluation) for at_evaluation in scores])
+        low, high = np.array([confidence_interval(at_evaluation, iqm_over_runs, reps) for at_evaluation in scores]).T
         return steps, middle, low, high
 
 

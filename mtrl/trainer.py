@@ -305,6 +305,7 @@ class Trainer:
                 self._log_evaluation(self._timed("evaluation", self.evaluate))
                 bar.set_postfix(success=f"{self.last_success:.2f}")
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.seconds["total"] = time.perf_counter() - loop_started  # the clock a resume continues from
                 self.save()
             self.seconds["total"] = time.perf_counter() - loop_started
             if stop.signal is not None:

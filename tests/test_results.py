@@ -14,7 +14,7 @@ import pytest
 from mtrl.config import load_config, save_config
 from mtrl.envs import TASK_NAMES
 from mtrl.errors import ConfigError
-from mtrl.results import Cut, find_runs, group, load_run, mean_and_se, to_json, to_markdown
+from mtrl.results import Cut, evaluations_log, find_runs, group, load_run, mean_and_se, to_json, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,17 +189,28 @@ def test_runs_cut_at_equal_wall_clock_are_scored_at_their_last_evaluation_within
     four_minutes = Cut(minutes=4)
     assert load_run(fast, four_minutes).steps == 2000 and load_run(slow, four_minutes).steps == 1000
     assert load_run(fast, four_minutes).final_success() == pytest.approx(0.5)
+    assert load_run(fast, four_minutes).minutes() == pytest.approx(200 / 60)  # its clock at that evaluation
+    assert load_run(fast, Cut(minutes=5)).steps == 3000  # an evaluation at exactly the limit counts
     assert load_run(fast, Cut(minutes=60)).steps == 3000  # a run that ended earlier is scored at its end
     with pytest.raises(FileNotFoundError, match=r"no evaluation within 3 minutes \(its first came at 3.3 minutes\)"):
         load_run(slow, Cut(minutes=3))
     untimed = fake_run(tmp_path / "untimed", "mtsac", 3, [1.0] * 10, seconds_per_step=None)
-    with pytest.raises(FileNotFoundError, match="logged no wall clock"):
+    with pytest.raises(FileNotFoundError, match="3 of its 3 evaluations logged no wall clock"):
         load_run(untimed, four_minutes)
+    log = evaluations_log(fast)  # an older record without a clock, as a run resumed on newer code has
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    del records[0]["wall_seconds"]
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+    with pytest.raises(FileNotFoundError, match="1 of its 3 evaluations logged no wall clock"):
+        load_run(fast, four_minutes)
     with pytest.raises(ValueError, match="one of the two"):
         Cut(step=1000, minutes=4)
+    for minutes in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="positive, finite number of minutes"):
+            Cut(minutes=minutes)
 
 
-def test_evaluate_at_a_step_writes_its_own_table_beside_the_final_one(sweep_dir):
+def test_evaluate_at_a_step_or_at_minutes_writes_its_own_table_beside_the_final_one(sweep_dir):
     def evaluate(*options: str) -> None:
         done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), *options], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
@@ -217,7 +228,8 @@ def test_evaluate_at_a_step_writes_its_own_table_beside_the_final_one(sweep_dir)
     timed = (sweep_dir / "at_minutes_4" / "results.md").read_text()
     assert timed.startswith("Every run is scored at its last evaluation within 4 minutes")
     assert "**0.25 +- 0.10**" in timed
-    assert json.loads((sweep_dir / "at_minutes_4" / "results.json").read_text())["at_minutes"] == 4
+    cut = json.loads((sweep_dir / "at_minutes_4" / "results.json").read_text())
+    assert cut["at_minutes"] == 4 and cut["at_step"] is None
 
 
 def test_a_path_that_holds_no_runs_is_a_one_line_error(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mtrl.checkpoint import load_checkpoint
 from mtrl.provenance import code_version, machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,10 @@ def test_train_then_evaluate(tmp_path):
     # the code and the machine it was measured on
     assert [(r["step"], r["code"], r["machine"]) for r in records] == [(200, code_version(),
                                                                           machine(torch.device("cpu")))]
+    # the last checkpoint's clock, which a resume continues from, holds the evaluation logged before it (an
+    # evaluation of ten 150-step episodes takes well over 0.1 s)
+    final = load_checkpoint(run_dir / "checkpoints" / "step_000000200.pt")
+    assert final["wall_seconds"] >= records[-1]["wall_seconds"] + 0.1
 
     evaluate = subprocess.run([sys.executable, "evaluate.py", str(run_dir), "--device", "cpu"], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
