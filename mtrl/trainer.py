@@ -255,6 +255,10 @@ class Trainer:
         metrics: dict[str, torch.Tensor] = {}
         last_log_time, last_log_step = time.perf_counter(), self.step
         loop_started = time.perf_counter()
+
+        def read_clock() -> None:  # the loop's wall clock so far, which evaluation records and checkpoints carry
+            self.seconds["total"] = time.perf_counter() - loop_started
+
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, smoothing=0.05,
                    mininterval=1.0)
         while self.step < cfg.steps:
@@ -301,13 +305,13 @@ class Trainer:
                 self.monitor.log(self.step, {**metrics, **scales, "perf/steps_per_second": sps,
                                              "perf/resident_mib": resident_mib()})
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                self.seconds["total"] = time.perf_counter() - loop_started
+                read_clock()  # the record's clock stops where its evaluation starts
                 self._log_evaluation(self._timed("evaluation", self.evaluate))
                 bar.set_postfix(success=f"{self.last_success:.2f}")
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                self.seconds["total"] = time.perf_counter() - loop_started  # the clock a resume continues from
+                read_clock()  # the clock a resume continues from, the evaluation above included
                 self.save()
-            self.seconds["total"] = time.perf_counter() - loop_started
+            read_clock()
             if stop.signal is not None:
                 bar.close()
                 return None
