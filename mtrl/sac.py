@@ -10,6 +10,7 @@ their own task's gradient; shared encoder: the combiner's weighted sum). The age
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -61,15 +62,28 @@ class MTSAC:
         if sac.compile:
             steps = tuple(torch.compile(f, mode="reduce-overhead" if self.compiled_graphs else None) for f in steps)
         self.steps = _Steps(*steps)
-        self._graphed = GraphedUpdate(self._update) if sac.cuda_graph else None
+        # under sac.cuda_graph, one graph for the update with the actor's step and one for the critic's alone
+        self._graphed = self._graph_updates() if sac.cuda_graph else None
+        self.updates_done = 0  # decides which updates step the actor (`sac.actor_update_every`)
+        self._actor_metrics: dict[str, torch.Tensor] = {}
         self._target_params = list(self.critic_target.parameters())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One SAC update on a `[K, b, ...]` batch. Returns per-task `[K]` metrics, still on the device."""
-        return self._graphed(batch) if self._graphed is not None else self._update(batch)
+        """One SAC update on a `[K, b, ...]` batch: the critic always, the actor and the temperatures on every
+        `sac.actor_update_every`-th call. Returns per-task `[K]` metrics, still on the device; between actor
+        updates the actor's metrics are those of the last one."""
+        with_actor = self.updates_done % self.cfg.sac.actor_update_every == 0
+        self.updates_done += 1
+        if self._graphed is not None:
+            metrics = self._graphed[with_actor](batch)
+        else:
+            metrics = self._update(batch, with_actor)
+        if with_actor:
+            self._actor_metrics = {k: v for k, v in metrics.items() if _is_actor_metric(k)}
+        return {**self._actor_metrics, **metrics}
 
-    def _update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The update itself, eager (the whole of it captured in a CUDA graph under `sac.cuda_graph`)."""
+    def _update(self, batch: Batch, with_actor: bool) -> dict[str, torch.Tensor]:
+        """The update itself, eager (captured in a CUDA graph under `sac.cuda_graph`, one graph per branch)."""
         sac, steps = self.cfg.sac, self.steps
         if self.compiled_graphs:  # the compiled functions' outputs of the last update may now be overwritten
             torch.compiler.cudagraph_mark_step_begin()
@@ -84,11 +98,30 @@ class MTSAC:
         else:
             (critic_losses, out), critic_record = steps.critic_loss(batch.obs, batch.action, target), None
         critic_stats = multitask_backward(critic_losses, self.critic.net, critic_record, self.critic_combiner)
-        critic_bad = _guarded_step(self.critic_opt, critic_losses, sac.critic_grad_clip)
+        bad = _guarded_step(self.critic_opt, critic_losses, sac.critic_grad_clip)
         if self.critic_combiner.needs_losses_after_step:  # FAMO: how far this step moved each task's loss
             with torch.no_grad():
                 self.critic_combiner.after_step(self.critic_loss(batch.obs, batch.action, target)[0])
+        metrics = {  # copies: under CUDA graphs the compiled functions' outputs are overwritten at their next call
+            "loss/critic": critic_losses.detach().clone(),
+            "temperature": alpha,
+            "q": self.q_values.values(out.detach()).mean(dim=(0, 2)),
+            **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
+        }
+        if with_actor:
+            actor_bad, actor_metrics = self._actor_update(batch, alpha)
+            bad = torch.maximum(bad, actor_bad)
+            metrics.update(actor_metrics)
+        self.nonfinite_updates += bad
+        self.nonfinite_in_a_row.add_(1).mul_(bad)  # in place, as everything a CUDA graph's replay must update
 
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
+        return {**metrics, "train/nonfinite_updates": self.nonfinite_updates.clone()}
+
+    def _actor_update(self, batch: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor's and the temperatures' steps; returns 1.0 if one was skipped (non-finite), and metrics."""
+        sac, steps = self.cfg.sac, self.steps
         # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
         with frozen(self.critic):
             if self.actor_combiner.needs_record:
@@ -105,22 +138,10 @@ class MTSAC:
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_losses.sum().backward()
         alpha_bad = _guarded_step(self.alpha_opt, alpha_losses)
-        bad = torch.maximum(torch.maximum(critic_bad, actor_bad), alpha_bad)
-        self.nonfinite_updates += bad
-        self.nonfinite_in_a_row.add_(1).mul_(bad)  # in place, as everything a CUDA graph's replay must update
-
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
-
-        return {  # copies: under CUDA graphs the compiled functions' outputs are overwritten at their next call
-            "loss/critic": critic_losses.detach().clone(),
+        return torch.maximum(actor_bad, alpha_bad), {
             "loss/actor": actor_losses.detach().clone(),
             "loss/temperature": alpha_losses.detach(),
-            "temperature": alpha,
             "entropy": -log_prob.detach().mean(dim=-1),
-            "q": self.q_values.values(out.detach()).mean(dim=(0, 2)),
-            "train/nonfinite_updates": self.nonfinite_updates.clone(),
-            **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
             **{f"combiner/actor/{k}": v for k, v in actor_stats.items()},
         }
 
@@ -173,6 +194,7 @@ class MTSAC:
             "alpha_opt": self.alpha_opt.state_dict(),
             "nonfinite_updates": self.nonfinite_updates.clone(),
             "nonfinite_in_a_row": self.nonfinite_in_a_row.clone(),
+            "updates_done": self.updates_done,
             "actor_combiner": self.actor_combiner.state_dict(),
             "critic_combiner": self.critic_combiner.state_dict(),
         }
@@ -191,8 +213,15 @@ class MTSAC:
         self.nonfinite_in_a_row.copy_(state.get("nonfinite_in_a_row", torch.zeros(())))
         self.actor_combiner.load_state_dict(state["actor_combiner"])
         self.critic_combiner.load_state_dict(state["critic_combiner"])
+        self.updates_done = int(state.get("updates_done", 0))
         if self._graphed is not None:  # the optimizers' state tensors are new: record the update again
-            self._graphed = GraphedUpdate(self._update)
+            self._graphed = self._graph_updates()
+
+    def _graph_updates(self) -> dict[bool, GraphedUpdate]:
+        """A CUDA-graphed update for each branch that `sac.actor_update_every` takes (keyed by `with_actor`)."""
+        branches = (True, False) if self.cfg.sac.actor_update_every > 1 else (True,)
+        return {with_actor: GraphedUpdate(functools.partial(self._update, with_actor=with_actor))
+                for with_actor in branches}
 
 
 @dataclass(frozen=True)
@@ -203,6 +232,11 @@ class _Steps:
     critic_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     actor_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     policy_loss: Callable[..., torch.Tensor]
+
+
+def _is_actor_metric(name: str) -> bool:
+    """Whether only an update with the actor's step computes the metric `name`."""
+    return name in ("loss/actor", "loss/temperature", "entropy") or name.startswith("combiner/actor/")
 
 
 def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor:

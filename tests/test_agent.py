@@ -34,8 +34,9 @@ OPTIONS = {  # each network and loss option, and all of them together
     "critic_wider_than_actor": ("net.critic.hidden_dim=48", "net.actor.hidden_layers=1"),
     "categorical": ("sac.critic_loss=categorical", "sac.bins=21"),
     "grad_clip": ("sac.actor_grad_clip=0.1", "sac.critic_grad_clip=0.1"),
+    "actor_update_every": ("sac.actor_update_every=2",),
     "all": ("net.critic.residual=true", "net.actor.layer_norm=true", "sac.critic_loss=categorical",
-            "sac.critic_grad_clip=1.0"),
+            "sac.critic_grad_clip=1.0", "sac.actor_update_every=2"),
 }
 
 
@@ -149,6 +150,41 @@ def test_a_restored_agent_continues_with_the_same_numbers(method):
     restored.load_state_dict(state)
     torch.set_rng_state(rng)
     assert [restored.update(batch)["loss/critic"].tolist() for _ in range(3)] == uninterrupted
+
+
+def test_actor_update_every_steps_the_actor_and_temperatures_on_every_nth_update_only():
+    torch.manual_seed(0)
+    agent, batch = _small_agent("mtsac", ("sac.actor_update_every=3",)), _batch()
+
+    def snapshot(module_or_tensor) -> list[torch.Tensor]:
+        tensors = [module_or_tensor] if isinstance(module_or_tensor, torch.Tensor) else module_or_tensor.parameters()
+        return [t.detach().clone() for t in tensors]
+
+    actor_moved, alpha_moved, critic_moved, actor_losses = [], [], [], []
+    for _ in range(6):
+        actor, alpha, critic = snapshot(agent.actor), snapshot(agent.log_alpha), snapshot(agent.critic)
+        metrics = agent.update(batch)
+        actor_moved.append(not all(torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters())))
+        alpha_moved.append(not torch.equal(alpha[0], agent.log_alpha))
+        critic_moved.append(not all(torch.equal(a, b) for a, b in zip(critic, agent.critic.parameters())))
+        actor_losses.append(metrics["loss/actor"].tolist())
+    assert actor_moved == alpha_moved == [True, False, False, True, False, False]
+    assert all(critic_moved)
+    # between the actor's steps the metrics carry its last losses
+    assert actor_losses[0] == actor_losses[1] == actor_losses[2] != actor_losses[3] == actor_losses[5]
+
+
+def test_a_restored_agent_keeps_its_place_in_the_actor_update_cycle():
+    torch.manual_seed(0)
+    agent, batch = _small_agent("mtsac", ("sac.actor_update_every=2",)), _batch()
+    agent.update(batch)
+    restored = _small_agent("mtsac", ("sac.actor_update_every=2",))
+    restored.load_state_dict(copy.deepcopy(agent.state_dict()))
+    actor = [p.detach().clone() for p in restored.actor.parameters()]
+    restored.update(batch)  # the second update of the cycle: the critic's alone
+    assert all(torch.equal(a, b) for a, b in zip(actor, restored.actor.parameters()))
+    restored.update(batch)
+    assert not all(torch.equal(a, b) for a, b in zip(actor, restored.actor.parameters()))
 
 
 def test_the_run_stops_after_too_many_non_finite_updates_in_a_row(tmp_path):

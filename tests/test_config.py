@@ -30,6 +30,7 @@ def test_exponents_without_a_dot_are_floats():
     ("sac.critic_loss=quantile", "'sac.critic_loss' got 'quantile'; accepted: mse, categorical"),
     ("sac.v_min=20", "'sac.v_min' must be below sac.v_max = 10.0, got 20"),
     ("train.updates_per_step=0", "'train.updates_per_step' must be > 0"),
+    ("sac.actor_update_every=0", "'sac.actor_update_every' must be > 0"),
     ("methods.cagrad.iterations=0", "'methods.cagrad.iterations' must be > 0"),
     ("sac.batch_size=1285", "'sac.batch_size' must be a multiple of the number of tasks (10)"),
     ("env.workers=11", "'env.workers' must be at most the number of tasks (10)"),
