@@ -69,7 +69,7 @@ class MTSAC:
         self._target_params = list(self.critic_target.parameters())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One SAC update on a `[K, b, ...]` batch: the critic always, the actor and the temperatures on every
+        """One SAC update on a `[K, b, ...]` batch: the critic and the temperatures always, the actor on every
         `sac.actor_update_every`-th call. Returns per-task `[K]` metrics, still on the device; between actor
         updates the actor's metrics are those of the last one."""
         with_actor = self.updates_done % self.cfg.sac.actor_update_every == 0
@@ -91,7 +91,7 @@ class MTSAC:
 
         # Critic: fit both members to the soft Bellman target; truncation bootstraps, termination does not.
         with torch.no_grad():
-            target = steps.soft_target(batch.next_obs, batch.reward, batch.terminal, alpha)
+            target, next_log_prob = steps.soft_target(batch.next_obs, batch.reward, batch.terminal, alpha)
         if self.critic_combiner.needs_record:
             out, critic_record = self.critic.forward_recorded(batch.obs, batch.action)
             critic_losses = self.q_values.loss(out, target)
@@ -109,9 +109,18 @@ class MTSAC:
             **{f"combiner/critic/{k}": v for k, v in critic_stats.items()},
         }
         if with_actor:
-            actor_bad, actor_metrics = self._actor_update(batch, alpha)
+            actor_bad, log_prob, actor_metrics = self._actor_update(batch, alpha)
             bad = torch.maximum(bad, actor_bad)
             metrics.update(actor_metrics)
+        else:  # the policy's entropy at the target's fresh next actions, so the temperatures keep their pace
+            log_prob = next_log_prob
+        # Temperatures: one per task, each driving its task's policy entropy towards the target.
+        entropy_gap = (log_prob.detach() + sac.target_entropy).mean(dim=-1)
+        alpha_losses = -self.log_alpha * entropy_gap
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_losses.sum().backward()
+        bad = torch.maximum(bad, _guarded_step(self.alpha_opt, alpha_losses))
+        metrics["loss/temperature"] = alpha_losses.detach()
         self.nonfinite_updates += bad
         self.nonfinite_in_a_row.add_(1).mul_(bad)  # in place, as everything a CUDA graph's replay must update
 
@@ -119,8 +128,10 @@ class MTSAC:
             torch._foreach_lerp_(self._target_params, self._critic_params, sac.tau)
         return {**metrics, "train/nonfinite_updates": self.nonfinite_updates.clone()}
 
-    def _actor_update(self, batch: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The actor's and the temperatures' steps; returns 1.0 if one was skipped (non-finite), and metrics."""
+    def _actor_update(self, batch: Batch, alpha: torch.Tensor,
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor's step. Returns 1.0 if it was skipped (non-finite), the log-probabilities of its sampled
+        actions `[K, b]`, and its metrics."""
         sac, steps = self.cfg.sac, self.steps
         # Actor: maximise soft Q under the current policy; the critic's weights get no gradient here.
         with frozen(self.critic):
@@ -131,28 +142,21 @@ class MTSAC:
                 (actor_losses, log_prob), actor_record = steps.actor_loss(batch.obs, alpha), None
         actor_stats = multitask_backward(actor_losses, self.actor.net, actor_record, self.actor_combiner)
         actor_bad = _guarded_step(self.actor_opt, actor_losses, sac.actor_grad_clip)
-
-        # Temperatures: one per task, each driving its task's policy entropy towards the target.
-        entropy_gap = (log_prob.detach() + sac.target_entropy).mean(dim=-1)
-        alpha_losses = -self.log_alpha * entropy_gap
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_losses.sum().backward()
-        alpha_bad = _guarded_step(self.alpha_opt, alpha_losses)
-        return torch.maximum(actor_bad, alpha_bad), {
+        return actor_bad, log_prob, {
             "loss/actor": actor_losses.detach().clone(),
-            "loss/temperature": alpha_losses.detach(),
             "entropy": -log_prob.detach().mean(dim=-1),
             **{f"combiner/actor/{k}": v for k, v in actor_stats.items()},
         }
 
     # The update's forward-and-loss steps. `sac.compile` compiles the ones without a record (`__init__`).
     def soft_target(self, next_obs: torch.Tensor, reward: torch.Tensor, terminal: torch.Tensor,
-                    alpha: torch.Tensor) -> torch.Tensor:
-        """The critic's regression target from the target critics at a fresh next action."""
+                    alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critic's regression target from the target critics at a fresh next action, and that action's
+        log-probability `[K, b]`."""
         next_action, next_log_prob = self.actor.sample(next_obs)
         continuation = self.cfg.sac.gamma * (1.0 - terminal)
         return self.q_values.target(self.critic_target(next_obs, next_action), reward, continuation, alpha,
-                                    next_log_prob)
+                                    next_log_prob), next_log_prob
 
     def critic_loss(self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,7 +232,7 @@ class MTSAC:
 class _Steps:
     """The update's forward-and-loss functions, eager or compiled."""
 
-    soft_target: Callable[..., torch.Tensor]
+    soft_target: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     critic_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     actor_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     policy_loss: Callable[..., torch.Tensor]
@@ -236,7 +240,7 @@ class _Steps:
 
 def _is_actor_metric(name: str) -> bool:
     """Whether only an update with the actor's step computes the metric `name`."""
-    return name in ("loss/actor", "loss/temperature", "entropy") or name.startswith("combiner/actor/")
+    return name in ("loss/actor", "entropy") or name.startswith("combiner/actor/")
 
 
 def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor:

@@ -152,7 +152,7 @@ def test_a_restored_agent_continues_with_the_same_numbers(method):
     assert [restored.update(batch)["loss/critic"].tolist() for _ in range(3)] == uninterrupted
 
 
-def test_actor_update_every_steps_the_actor_and_temperatures_on_every_nth_update_only():
+def test_actor_update_every_steps_the_actor_on_every_nth_update_and_the_rest_on_every_one():
     torch.manual_seed(0)
     agent, batch = _small_agent("mtsac", ("sac.actor_update_every=3",)), _batch()
 
@@ -168,8 +168,8 @@ def test_actor_update_every_steps_the_actor_and_temperatures_on_every_nth_update
         alpha_moved.append(not torch.equal(alpha[0], agent.log_alpha))
         critic_moved.append(not all(torch.equal(a, b) for a, b in zip(critic, agent.critic.parameters())))
         actor_losses.append(metrics["loss/actor"].tolist())
-    assert actor_moved == alpha_moved == [True, False, False, True, False, False]
-    assert all(critic_moved)
+    assert actor_moved == [True, False, False, True, False, False]
+    assert all(critic_moved) and all(alpha_moved)  # the temperatures keep their pace, from the target's actions
     # between the actor's steps the metrics carry its last losses
     assert actor_losses[0] == actor_losses[1] == actor_losses[2] != actor_losses[3] == actor_losses[5]
 
