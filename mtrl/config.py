@@ -95,7 +95,7 @@ class SACConfig:
     actor_grad_clip: float = 0.0  # scale the actor's gradient down to this global norm if it is larger; 0 = off
     critic_grad_clip: float = 0.0  # the same for the critic
     # step the actor on every n-th update only, the critic and the temperatures on every one (TD3's delayed policy
-    # update; CrossQ takes 3): the actor's step is about 40% of an update's cost at the CPU preset
+    # update; CrossQ takes 3), a cheaper update per environment step (BENCHMARKS.md, RESULTS.md)
     actor_update_every: int = 1
     # compile the update's forward-and-loss functions with torch.compile (on CUDA with CUDA graphs). Methods
     # that read the record of the forward (every one but mtsac) keep their recorded forwards eager
