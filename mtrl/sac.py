@@ -65,7 +65,7 @@ class MTSAC:
         # under sac.cuda_graph, one graph for the update with the actor's step and one for the critic's alone
         self._graphed = self._graph_updates() if sac.cuda_graph else None
         self.updates_done = 0  # decides which updates step the actor (`sac.actor_update_every`)
-        self._actor_metrics: dict[str, torch.Tensor] = {}
+        self._last_actor_update_metrics: dict[str, torch.Tensor] = {}
         self._target_params = list(self.critic_target.parameters())
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -78,9 +78,9 @@ class MTSAC:
             metrics = self._graphed[with_actor](batch)
         else:
             metrics = self._update(batch, with_actor)
-        if with_actor:
-            self._actor_metrics = {k: v for k, v in metrics.items() if _is_actor_metric(k)}
-        return {**self._actor_metrics, **metrics}
+        if with_actor:  # its actor's entries stand in for the next updates', which have none
+            self._last_actor_update_metrics = metrics
+        return {**self._last_actor_update_metrics, **metrics}
 
     def _update(self, batch: Batch, with_actor: bool) -> dict[str, torch.Tensor]:
         """The update itself, eager (captured in a CUDA graph under `sac.cuda_graph`, one graph per branch)."""
@@ -236,11 +236,6 @@ class _Steps:
     critic_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     actor_loss: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     policy_loss: Callable[..., torch.Tensor]
-
-
-def _is_actor_metric(name: str) -> bool:
-    """Whether only an update with the actor's step computes the metric `name`."""
-    return name in ("loss/actor", "entropy") or name.startswith("combiner/actor/")
 
 
 def _guarded_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor:
