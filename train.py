@@ -21,7 +21,7 @@ from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.errors import RunError
 from mtrl.run_lock import holds_run_data, run_dir_lock
-from mtrl.trainer import Trainer
+from mtrl.trainer import Trainer, describe_loop_time
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -73,6 +73,7 @@ def main() -> None:
         print(f"config {config_path}, run directory {run_dir}")
     with run_dir_lock(run_dir):
         outcome = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite).train()
+    print(describe_loop_time(outcome.loop_seconds))
     if outcome.stopped_by is not None:
         print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint; continue with "
               f"python train.py --resume {run_dir}", file=sys.stderr)

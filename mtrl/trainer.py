@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,30 @@ def resident_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+LOOP_PARTS = ("env", "act", "store", "update", "evaluation")  # the parts of the loop that `Trainer` times
+
+
+def milliseconds_per_step(seconds: dict[str, float], earlier: dict[str, float], elapsed: float,
+                          steps: int) -> dict[str, float]:
+    """Where the loop's wall clock went over `steps` steps that took `elapsed` seconds, in milliseconds per
+    step: each timed part (`seconds` less `earlier`, the parts' totals at the end and the start), and `other` for
+    the rest (logging, checkpoints, bookkeeping). Their sum is the wall clock per step."""
+    parts = {part: seconds[part] - earlier[part] for part in LOOP_PARTS}
+    parts["other"] = elapsed - sum(parts.values())
+    return {part: 1e3 * spent / steps for part, spent in parts.items()}
+
+
+def describe_loop_time(seconds: dict[str, float]) -> str:
+    """One line on where this process's loop spent its wall clock, e.g. to say what bounds a run's speed."""
+    total = seconds["total"]
+    if total <= 0:
+        return "loop time: none"
+    shares = {part: seconds[part] for part in LOOP_PARTS}
+    shares["other"] = total - sum(shares.values())
+    return f"loop time: {total / 60:.1f} min, " + ", ".join(f"{part} {spent / total:.0%}"
+                                                           for part, spent in shares.items())
+
+
 def run_replay(cfg: Config, device: torch.device) -> MultiTaskReplay:
     """A run's empty replay buffer, its capacity split evenly over the tasks. Training episodes end only at
     the time limit, which sizes the buffer's table of final observations."""
@@ -69,6 +93,7 @@ class TrainOutcome:
     step: int
     result: EvalResult | None
     stopped_by: str | None = None
+    loop_seconds: dict[str, float] = field(default_factory=dict)  # this process's loop, by part (`Trainer.seconds`)
 
 
 class Trainer:
@@ -216,7 +241,7 @@ class Trainer:
             self.env.close()
             for env in self.eval_envs:
                 env.close()
-        return TrainOutcome(self.step, result, stop.signal)
+        return TrainOutcome(self.step, result, stop.signal, dict(self.seconds))
 
     def _sample(self) -> Batch:
         """A task-balanced batch, its rewards divided by each task's return scale if rewards are normalised."""
@@ -253,7 +278,7 @@ class Trainer:
         episode_return, episode_success = np.zeros(k), np.zeros(k, dtype=bool)
         abs_reward = np.zeros(k)  # each task's reward scale since the last log
         metrics: dict[str, torch.Tensor] = {}
-        last_log_time, last_log_step = time.perf_counter(), self.step
+        last_log_time, last_log_step, last_log_seconds = time.perf_counter(), self.step, dict(self.seconds)
         loop_started = time.perf_counter()
 
         def read_clock() -> None:  # the loop's wall clock so far, which evaluation records and checkpoints carry
@@ -295,15 +320,16 @@ class Trainer:
 
             if self.step % cfg.log_every == 0:
                 self._check_finite(metrics)
-                now = time.perf_counter()
-                sps = (self.step - last_log_step) / (now - last_log_time)
-                scales = {"train/mean_abs_reward": abs_reward / (self.step - last_log_step)}
+                now, steps = time.perf_counter(), self.step - last_log_step
+                perf = {"perf/steps_per_second": steps / (now - last_log_time), "perf/resident_mib": resident_mib(),
+                        **{f"perf/ms_per_step/{part}": ms for part, ms in milliseconds_per_step(
+                            self.seconds, last_log_seconds, now - last_log_time, steps).items()}}
+                scales = {"train/mean_abs_reward": abs_reward / steps}
                 if self.reward_normaliser is not None:
                     scales["train/reward_divisor"] = self.reward_normaliser.divisors(self.agent.log_alpha.detach().exp())
-                last_log_time, last_log_step = now, self.step
+                last_log_time, last_log_step, last_log_seconds = now, self.step, dict(self.seconds)
                 abs_reward[:] = 0.0
-                self.monitor.log(self.step, {**metrics, **scales, "perf/steps_per_second": sps,
-                                             "perf/resident_mib": resident_mib()})
+                self.monitor.log(self.step, {**metrics, **scales, **perf})
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 read_clock()  # the record's clock stops where its evaluation starts
                 self._log_evaluation(self._timed("evaluation", self.evaluate))

@@ -15,7 +15,7 @@ from mtrl.checkpoint import load_latest
 from mtrl.config import load_config
 from mtrl.envs import MT10
 from mtrl.reward_scale import discounted_returns
-from mtrl.trainer import Trainer
+from mtrl.trainer import Trainer, describe_loop_time, milliseconds_per_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["train.steps=160", "train.warmup_steps=150", "train.eval_every=1000", "train.checkpoint_every=1000",
@@ -112,3 +112,13 @@ def test_a_signal_ends_train_with_an_outcome_naming_it_and_the_checkpointed_step
     outcome = trainer.train()
     assert (outcome.stopped_by, outcome.step, outcome.result) == ("SIGINT", 155, None)
     assert load_latest(tmp_path / "run")[1]["step"] == 155
+
+
+def test_the_loop_time_per_step_splits_the_wall_clock_into_its_parts_and_the_rest():
+    earlier = {"env": 1.0, "act": 0.0, "store": 0.0, "update": 1.0, "evaluation": 0.0, "total": 2.0}
+    now = {"env": 3.0, "act": 1.0, "store": 0.5, "update": 5.0, "evaluation": 1.0, "total": 12.0}
+    split = milliseconds_per_step(now, earlier, elapsed=10.0, steps=1000)
+    assert split == {"env": 2.0, "act": 1.0, "store": 0.5, "update": 4.0, "evaluation": 1.0, "other": 1.5}
+    assert sum(split.values()) == 10.0  # the wall clock per step
+    assert describe_loop_time(now) == ("loop time: 0.2 min, env 25%, act 8%, store 4%, update 42%, evaluation 8%, "
+                                       "other 12%")

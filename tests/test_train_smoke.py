@@ -38,6 +38,12 @@ def test_train_then_evaluate(tmp_path):
                 "train/nonfinite_updates", "combiner/critic/weight/reach-v3"):
         assert tag in tags, f"{tag} missing from {sorted(tags)}"
     assert [e.step for e in events.Scalars("eval/success_mean")] == [200]
+    # where the loop's time went: no update before the warm-up ends at step 100 (only the check whether to
+    # update, microseconds), updates after it
+    update_ms = {e.step: e.value for e in events.Scalars("perf/ms_per_step/update")}
+    assert max(update_ms[50], update_ms[100]) < 0.01 < update_ms[150], update_ms
+    assert all(f"perf/ms_per_step/{part}" in tags for part in ("env", "act", "store", "evaluation", "other"))
+    assert "loop time: " in train.stdout and "update " in train.stdout
     records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
     # the code and the machine it was measured on
     assert [(r["step"], r["code"], r["machine"]) for r in records] == [(200, code_version(),
