@@ -50,14 +50,19 @@ def resident_mib() -> float:
 LOOP_PARTS = ("env", "act", "store", "update", "evaluation")  # the parts of the loop that `Trainer` times
 
 
+def loop_split(spent: dict[str, float], elapsed: float) -> dict[str, float]:
+    """Seconds in each timed part of the loop (`spent`, keyed by `LOOP_PARTS`) and in `other`, the rest of
+    `elapsed` (logging, checkpoints, bookkeeping): the parts add up to `elapsed`."""
+    parts = {part: spent[part] for part in LOOP_PARTS}
+    return {**parts, "other": elapsed - sum(parts.values())}
+
+
 def milliseconds_per_step(seconds: dict[str, float], earlier: dict[str, float], elapsed: float,
                           steps: int) -> dict[str, float]:
-    """Where the loop's wall clock went over `steps` steps that took `elapsed` seconds, in milliseconds per
-    step: each timed part (`seconds` less `earlier`, the parts' totals at the end and the start), and `other` for
-    the rest (logging, checkpoints, bookkeeping). Their sum is the wall clock per step."""
-    parts = {part: seconds[part] - earlier[part] for part in LOOP_PARTS}
-    parts["other"] = elapsed - sum(parts.values())
-    return {part: 1e3 * spent / steps for part, spent in parts.items()}
+    """Where the loop's wall clock went over `steps` steps that took `elapsed` seconds, in milliseconds per step
+    (`seconds` less `earlier`: the parts' totals at the end and at the start)."""
+    split = loop_split({part: seconds[part] - earlier[part] for part in LOOP_PARTS}, elapsed)
+    return {part: 1e3 * spent / steps for part, spent in split.items()}
 
 
 def describe_loop_time(seconds: dict[str, float]) -> str:
@@ -65,10 +70,8 @@ def describe_loop_time(seconds: dict[str, float]) -> str:
     total = seconds["total"]
     if total <= 0:
         return "loop time: none"
-    shares = {part: seconds[part] for part in LOOP_PARTS}
-    shares["other"] = total - sum(shares.values())
-    return f"loop time: {total / 60:.1f} min, " + ", ".join(f"{part} {spent / total:.0%}"
-                                                           for part, spent in shares.items())
+    shares = ", ".join(f"{part} {spent / total:.0%}" for part, spent in loop_split(seconds, total).items())
+    return f"loop time: {total / 60:.1f} min, {shares}"
 
 
 def run_replay(cfg: Config, device: torch.device) -> MultiTaskReplay:
