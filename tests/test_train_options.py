@@ -122,3 +122,19 @@ def test_the_loop_time_per_step_splits_the_wall_clock_into_its_parts_and_the_res
     assert sum(split.values()) == 10.0  # the wall clock per step
     assert describe_loop_time(now) == ("loop time: 0.2 min, env 25%, act 8%, store 4%, update 42%, evaluation 8%, "
                                        "other 12%")
+
+
+def test_a_shorter_run_retraces_the_start_of_a_longer_one(tmp_path):
+    """`train.steps` only says where a run stops: a shorter run's evaluations are those of a longer run of the
+    same seed up to its end, so a record read at an earlier step (`evaluate.py --at-step`) scores what a run of
+    that length would (the preset's loop: the overlapped collector, BRC's critic, reward normalisation)."""
+    tiny = [*TINY, "env.vector=workers", "train.overlap=true", "train.warmup_steps=100", "train.eval_every=100",
+            "env.eval_episodes=1", "sac.normalise_rewards=true", "sac.critic_loss=categorical"]
+    records = {}
+    for steps in (200, 300):
+        Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", [*tiny, f"train.steps={steps}"]),
+                tmp_path / str(steps)).train()
+        lines = (tmp_path / str(steps) / "evaluations.jsonl").read_text().splitlines()
+        records[steps] = [{k: v for k, v in json.loads(line).items() if k != "wall_seconds"} for line in lines]
+    assert [r["step"] for r in records[300]] == [100, 200, 300]
+    assert records[200] == records[300][:2]
