@@ -194,6 +194,8 @@ def load_run(run_dir: Path, cut: Cut | None = None) -> Run:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"run '{run_dir}': its config.yaml does not load ({message})") from None
     settings = {k: v for k, v in flatten(cfg).items() if k not in _NOT_A_SETTING}
+    if cut is not None and cut.step is not None:  # a run is the same computation up to the cut whatever its length
+        del settings["train.steps"]                # (a shorter run retraces the start of a longer one)
     last = records[-1]
     task_curve = np.array([[r["success"][t] for t in last["success"]] for r in records])
     return Run(run_dir, settings, cfg.seed, last["step"], last["protocol"], last["episodes"], last["success"],

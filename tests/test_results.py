@@ -183,6 +183,18 @@ def test_a_run_cut_at_a_step_is_scored_there_and_a_run_without_that_step_is_refu
         load_run(run, Cut(step=2500))
 
 
+def test_runs_cut_at_a_step_share_a_row_whatever_length_they_ran_to(tmp_path):
+    """Up to the cut, runs that differ only in `train.steps` are the same computation, so one row holds them."""
+    fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [1.0] * 10, "train.steps=70000")
+    fake_run(tmp_path / "mtsac_s2", "mtsac", 2, [0.0] * 10, "train.steps=60000")
+    runs = find_runs([tmp_path])
+    assert [row.label for row in group([load_run(p, Cut(step=2000)) for p in runs])] == ["mtsac"]
+    assert [row.label for row in group([load_run(p) for p in runs])] == ["mtsac train.steps=60000",
+                                                                           "mtsac train.steps=70000"]
+    within = group([load_run(p, Cut(minutes=60)) for p in runs])  # equal wall clock: a longer run got further
+    assert len(within) == 2
+
+
 def test_runs_cut_at_equal_wall_clock_are_scored_at_their_last_evaluation_within_it(tmp_path):
     fast = fake_run(tmp_path / "fast", "mtsac", 1, [1.0] * 10, seconds_per_step=0.1)  # evaluations at 100, 200, 300 s
     slow = fake_run(tmp_path / "slow", "mtsac", 2, [1.0] * 10, seconds_per_step=0.2)  # at 200, 400, 600 s
