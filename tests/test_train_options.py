@@ -1,7 +1,7 @@
 """Training-loop options on a real MT10 run of a few steps: updates per environment step, reward normalisation
 statistics that survive a checkpoint, with the episodes in progress ended on resuming, and the official
-protocol's evaluation copies and goal sampling, the code version a run records, and what `train` returns when a
-signal stops it."""
+protocol's evaluation copies and goal sampling, the code version a run records, what `train` returns when a
+signal stops it, and that `train.steps` only says where a run stops."""
 
 import json
 import os
