@@ -149,7 +149,7 @@ def run_state(run_dir: Path, steps: int) -> str:
 
 def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
     """Train (or resume) one run to its end; runs inside a Ray worker, its output going to `train.log`."""
-    from mtrl.trainer import Trainer
+    from mtrl.trainer import Trainer, describe_loop_time
 
     run_dir = sweep.out / spec.name
     cfg = run_config(sweep, spec)
@@ -165,6 +165,7 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
                   f"{'resuming' if state == 'resumable' else 'starting'} in process {os.getpid()}, "
                   f"code of {code_version()}", flush=True)
             outcome = Trainer(cfg, run_dir, resume=state == "resumable").train()
+            print(describe_loop_time(outcome.loop_seconds))  # where this process's loop spent its time
             if outcome.stopped_by is not None:
                 print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint")
     if outcome.stopped_by is not None:
