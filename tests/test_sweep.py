@@ -131,8 +131,9 @@ def test_killed_sweep_resumes_unfinished_runs_and_skips_finished_ones(tmp_path):
         assert list_checkpoints(out / name)[-1].stat().st_mtime_ns == mtime
     for name in interrupted:
         assert f"{name}: resumed" in log
-        assert "resuming" in (out / name / "train.log").read_text()
-        assert "loop time: " in (out / name / "train.log").read_text()  # where the resumed process's loop went
+        train_log = (out / name / "train.log").read_text()
+        assert "resuming" in train_log
+        assert "loop time: " in train_log  # where the resumed process's loop went
         assert len(set(_processes(out / name))) == 2  # started by the first sweep, resumed by the second
         steps = [json.loads(line)["step"] for line in (out / name / "evaluations.jsonl").read_text().splitlines()]
         assert steps == [100, 200, 300]

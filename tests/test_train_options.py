@@ -14,6 +14,7 @@ import torch
 from mtrl.checkpoint import load_latest
 from mtrl.config import load_config
 from mtrl.envs import MT10
+from mtrl.results import read_evaluations
 from mtrl.reward_scale import discounted_returns
 from mtrl.trainer import Trainer, describe_loop_time, milliseconds_per_step
 
@@ -134,7 +135,7 @@ def test_a_shorter_run_retraces_the_start_of_a_longer_one(tmp_path):
     for steps in (200, 300):
         Trainer(load_config(ROOT / "configs/mt10_cpu.yaml", [*tiny, f"train.steps={steps}"]),
                 tmp_path / str(steps)).train()
-        lines = (tmp_path / str(steps) / "evaluations.jsonl").read_text().splitlines()
-        records[steps] = [{k: v for k, v in json.loads(line).items() if k != "wall_seconds"} for line in lines]
+        records[steps] = [{k: v for k, v in record.items() if k != "wall_seconds"}
+                          for record in read_evaluations(tmp_path / str(steps))]
     assert [r["step"] for r in records[300]] == [100, 200, 300]
     assert records[200] == records[300][:2]
