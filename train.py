@@ -21,6 +21,7 @@ from mtrl.combiners import COMBINERS
 from mtrl.config import Config, load_config
 from mtrl.errors import RunError
 from mtrl.run_lock import holds_run_data, run_dir_lock
+from mtrl.signals import StopOnSignal
 from mtrl.trainer import Trainer, describe_loop_time
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -71,8 +72,10 @@ def main() -> None:
             raise RunError(f"run directory '{run_dir}' exists; use --resume {run_dir} to continue it or "
                            f"--overwrite to replace it")
         print(f"config {config_path}, run directory {run_dir}")
-    with run_dir_lock(run_dir):
-        outcome = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite).train()
+    # signals are noted from before the run starts (building its environments takes a while), so that one sent
+    # meanwhile stops it at its first safe point, even where SIGINT was ignored (a job started with `&`)
+    with run_dir_lock(run_dir), StopOnSignal() as stop:
+        outcome = Trainer(cfg, run_dir, resume=bool(args.resume), overwrite=args.overwrite).train(stop)
     print(describe_loop_time(outcome.loop_seconds))
     if outcome.stopped_by is not None:
         print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint; continue with "

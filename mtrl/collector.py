@@ -16,6 +16,7 @@ import multiprocessing as mp
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -59,11 +60,10 @@ class CollectorError(RuntimeError):
 
 def _worker(env_fns: list[Callable[[], gym.Env]], rows: list[int], shared: _SharedArrays, conn: Connection) -> None:
     """Own the environments of task `rows`; step them when told, writing results into the shared arrays."""
-    # Ctrl-C or a scheduler's SIGTERM to the process group is for the main process: it finishes its step (one a
-    # worker may be in the middle of) and then closes the pool. Were the main process killed outright, or did it
-    # exit without closing the pool, `recv` below fails once its end of the pipe is gone, and the worker exits.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # SIGINT and SIGTERM stay blocked here from birth (`WorkerPool`): a Ctrl-C or a scheduler's SIGTERM to the
+    # process group is for the main process, which finishes its step (one a worker may be in the middle of) and
+    # then closes the pool. Were the main process killed outright, or did it exit without closing the pool, `recv`
+    # below fails once its end of the pipe is gone, and the worker exits.
     envs = [fn() for fn in env_fns]
     a = shared.arrays()
     try:
@@ -116,14 +116,23 @@ class WorkerPool:
         self.rows = [list(range(w, num_envs, num_workers)) for w in range(num_workers)]
         self.connections: list[Connection] = []
         self.processes = []
-        for rows in self.rows:
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker, args=([env_fns[r] for r in rows], rows, self.shared, child),
-                                      daemon=True)
-            process.start()
-            child.close()
-            self.connections.append(parent)
-            self.processes.append(process)
+        # the workers inherit a signal mask blocking SIGINT and SIGTERM, which holds in them for life: a signal to
+        # the process group while they start (importing takes seconds) cannot end one; this process receives a
+        # signal that arrives meanwhile once its own mask is restored. multiprocessing's resource tracker starts
+        # first, as starting it unblocks both signals in this process
+        resource_tracker.ensure_running()
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for rows in self.rows:
+                parent, child = context.Pipe()
+                process = context.Process(target=_worker, daemon=True,
+                                          args=([env_fns[r] for r in rows], rows, self.shared, child))
+                process.start()
+                child.close()
+                self.connections.append(parent)
+                self.processes.append(process)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         self._closed = False
 
     def _send(self, command: str, args: Any = None) -> None:
@@ -180,6 +189,6 @@ class WorkerPool:
             except (BrokenPipeError, OSError):
                 pass
             process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
+            if process.is_alive():  # SIGKILL: SIGTERM is blocked in the workers
+                process.kill()
             conn.close()

@@ -9,6 +9,7 @@ checkpoint. Everything a run produces goes into its run directory:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -231,20 +232,21 @@ class Trainer:
                                 "protocol": result.protocol, "wall_seconds": round(self.wall_seconds(), 1),
                                 "code": self.code, "machine": self.machine}) + "\n")
 
-    def train(self) -> TrainOutcome:
+    def train(self, stop: StopOnSignal | None = None) -> TrainOutcome:
         """Run to `train.steps`, or until SIGINT or SIGTERM stops the run at the last finished step, which is
-        then checkpointed."""
+        then checkpointed. Signals count from the call on, or from wherever `stop` was entered (`train.py`
+        enters it before the trainer is built: a signal while the run starts stops it before its first step)."""
         try:
-            with StopOnSignal() as stop:
-                result = self._loop(stop)
-            if stop.signal is not None:
+            with StopOnSignal() if stop is None else contextlib.nullcontext(stop) as signals:
+                result = self._loop(signals)
+            if signals.signal is not None:
                 self.save()
                 self.monitor.close()
         finally:  # worker processes of the collector end with the run, also in a long-lived sweep worker
             self.env.close()
             for env in self.eval_envs:
                 env.close()
-        return TrainOutcome(self.step, result, stop.signal, dict(self.seconds))
+        return TrainOutcome(self.step, result, signals.signal, dict(self.seconds))
 
     def _sample(self) -> Batch:
         """A task-balanced batch, its rewards divided by each task's return scale if rewards are normalised."""
@@ -276,6 +278,8 @@ class Trainer:
         return metrics
 
     def _loop(self, stop: StopOnSignal) -> EvalResult | None:
+        if stop.signal is not None:  # it came while the run was starting
+            return None
         cfg, k = self.cfg.train, self.env.num_tasks
         obs = self.env.reset()
         episode_return, episode_success = np.zeros(k), np.zeros(k, dtype=bool)

@@ -1,5 +1,5 @@
 """Interrupted runs: SIGTERM stops cleanly with a checkpoint, SIGKILL leaves the newest complete checkpoint
-intact, and --resume carries either to completion."""
+intact, and --resume carries either to completion; a signal while the run starts stops it before its first step."""
 
 from __future__ import annotations
 
@@ -112,3 +112,34 @@ def test_a_signal_to_the_whole_process_group_stops_a_run_with_collector_workers(
             break
         time.sleep(0.5)
     assert not leftovers, leftovers
+
+
+@pytest.mark.parametrize("sigint", ["handled", "ignored"])
+def test_a_signal_while_the_workers_start_stops_the_run_before_its_first_step(tmp_path: Path, sigint):
+    """Ctrl-C to the process group while the collector's workers are still importing: none of them dies of it,
+    and train.py stops before its first step with a checkpoint to resume from. The same where the shell left
+    SIGINT ignored (a job started with `&`): a handler installed only when the loop begins would miss it."""
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
+            "train.checkpoint_every=100000", "train.eval_every=100000", "env.vector=workers"]
+    if sigint == "ignored":  # as a non-interactive shell starts `cmd &`: SIGINT ignored, and inherited so
+        args = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    group = ""
+    while "spawn_main" not in group and time.time() < deadline:  # a worker has started and is importing
+        group = subprocess.run(["ps", "-ww", "-o", "args=", "-g", str(process.pid)], capture_output=True,
+                               text=True).stdout  # -ww: whole command lines, whatever COLUMNS says
+        time.sleep(0.05)
+    assert not (run_dir / "tensorboard").exists()  # built once the environments are: the run is still starting
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, stderr[-2000:]
+    assert "SIGINT: stopped after step 0" in stderr and "Traceback" not in stderr
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step_000000000.pt"]
+
+    resumed = subprocess.run([sys.executable, "train.py", "--resume", str(run_dir)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert list_checkpoints(run_dir)[-1].name == "step_000000200.pt"
