@@ -1,7 +1,8 @@
-"""`python -m mtrl.bench`: the command of the application `mtrl.apps.bench`."""
-
-from mtrl.apps.bench import main
-from mtrl.cli import run_main
+"""`python -m mtrl.bench`: the command of the application `mtrl.apps.bench`, imported only when run (the
+collector's worker processes import this module too; see train.py)."""
 
 if __name__ == "__main__":
+    from mtrl.apps.bench import main
+    from mtrl.cli import run_main
+
     run_main(main)

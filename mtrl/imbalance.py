@@ -1,7 +1,8 @@
-"""`python -m mtrl.imbalance`: the command of the application `mtrl.apps.imbalance`."""
-
-from mtrl.apps.imbalance import main
-from mtrl.cli import run_main
+"""`python -m mtrl.imbalance`: the command of the application `mtrl.apps.imbalance`, imported only when run (the
+collector's worker processes import this module too; see train.py)."""
 
 if __name__ == "__main__":
+    from mtrl.apps.imbalance import main
+    from mtrl.cli import run_main
+
     run_main(main)
