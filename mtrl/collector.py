@@ -12,6 +12,7 @@ final observation and `obs` already the next episode's reset observation.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import signal
 from collections.abc import Callable
@@ -134,6 +135,10 @@ class WorkerPool:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         self._closed = False
+        # a pool its owner never closed (an error between building it and using it) is closed at exit, before
+        # multiprocessing's own exit hook (registered earlier, so run later), which would SIGTERM the workers, a
+        # signal they block, and then wait for them forever
+        atexit.register(self.close)
 
     def _send(self, command: str, args: Any = None) -> None:
         try:
@@ -183,6 +188,7 @@ class WorkerPool:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self.close)
         for conn, process in zip(self.connections, self.processes):
             try:
                 conn.send(("close", None))
