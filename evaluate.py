@@ -20,6 +20,11 @@ of runs, or runs/results; with --at-step or --at-minutes, its at_step_<N> or at_
 # spawn starts each of the collector's worker processes by importing this file, which they need nothing from:
 # the command is imported only when the file runs, so that a worker does not load torch and the training code
 if __name__ == "__main__":
+    import os
+    import sys
+
+    if "--video" in sys.argv:  # offscreen rendering; MuJoCo reads this when it is first imported, below
+        os.environ.setdefault("MUJOCO_GL", "egl")
     from mtrl.apps.evaluate import main
     from mtrl.cli import run_main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mtrl.checkpoint import CheckpointError
 from mtrl.errors import ConfigError, RunError
@@ -13,7 +13,12 @@ from mtrl.runtime import known_device
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag gets one line (what was wrong, and where `--help` lists what is accepted)."""
+    """argparse, but a bad flag gets one line (what was wrong, and where `--help` lists what is accepted), and
+    flags count only when written in full: an abbreviation would slip past a look at `sys.argv` made before
+    parsing (evaluate.py's `--video`, which must set up offscreen rendering before MuJoCo is imported)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -51,6 +51,7 @@ CASES = [
     (["-m", "mtrl.sweep", "missing.yaml"], ["sweep file 'missing.yaml' does not exist"]),
     (["-m", "mtrl.sweep", "configs/mt10_cpu.yaml"], ["has unknown key(s)", "accepted: ['config'"]),
     (["evaluate.py", "--episodes", "0", "--policy", "random"], ["--episodes must be at least 1"]),
+    (["evaluate.py", "--policy", "random", "--vid"], ["unrecognized arguments: --vid"]),  # flags in full only
     (["evaluate.py", "--policy", "random", "--at-step", "5"], ["--at-step scores the runs of a results table"]),
     (["evaluate.py", "runs/a", "runs/b", "--at-step", "0"], ["--at-step must be a step the runs evaluated at",
                                                             "got 0"]),

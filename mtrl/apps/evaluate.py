@@ -4,12 +4,7 @@ evaluated afresh, or many runs' logged evaluations made into the results table."
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
-
-if "--video" in sys.argv:  # offscreen rendering; MuJoCo reads this when it is first imported
-    os.environ.setdefault("MUJOCO_GL", "egl")
 
 from mtrl.checkpoint import load_checkpoint, load_latest, restore_into
 from mtrl.cli import ArgumentParser, device_arg
