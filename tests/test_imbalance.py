@@ -2,7 +2,7 @@
 
 from mtrl.apps.imbalance import final_loss, run
 
-SEED = 2  # the seed the README's figure shows; the README's table gives every seed 0-5
+SEED = 2  # the seed the README's figure shows; RESULTS.md's table gives every seed 0-5
 
 
 def test_ntk_methods_balance_the_slow_task():
