@@ -117,6 +117,12 @@ class WorkerPool:
         self.rows = [list(range(w, num_envs, num_workers)) for w in range(num_workers)]
         self.connections: list[Connection] = []
         self.processes = []
+        # a pool its owner never closed (an error, or a second Ctrl-C, between building it and using it; even one
+        # that arrives while the workers start, and is delivered when the signal mask below is restored) is closed
+        # at exit, before multiprocessing's own exit hook (registered earlier, so run later), which would SIGTERM
+        # the workers, a signal they block, and then wait for them forever
+        self._closed = False
+        atexit.register(self.close)
         # the workers inherit a signal mask blocking SIGINT and SIGTERM, which holds in them for life: a signal to
         # the process group while they start (importing takes seconds) cannot end one; this process receives a
         # signal that arrives meanwhile once its own mask is restored. multiprocessing's resource tracker starts
@@ -134,11 +140,6 @@ class WorkerPool:
                 self.processes.append(process)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        self._closed = False
-        # a pool its owner never closed (an error between building it and using it) is closed at exit, before
-        # multiprocessing's own exit hook (registered earlier, so run later), which would SIGTERM the workers, a
-        # signal they block, and then wait for them forever
-        atexit.register(self.close)
 
     def _send(self, command: str, args: Any = None) -> None:
         try:

@@ -8,34 +8,30 @@ from typing import Self
 
 
 class StopOnSignal:
-    """While active, SIGINT and SIGTERM only set `signal` (the signal's name); the job checks it at a point
-    where stopping loses nothing. On exit the previous handlers come back as they were; at `release()` they come
-    back so that a second signal ends the job (Ctrl-C raises KeyboardInterrupt again, also where it was ignored)."""
+    """While active, the first SIGINT or SIGTERM only sets `signal` (the signal's name); the job checks it at a
+    point where stopping loses nothing. A second signal ends the job at once, wherever it is (a user who presses
+    Ctrl-C twice does not want to wait for an evaluation to finish). On exit the handlers come back as they were."""
 
     def __init__(self) -> None:
         self.signal: str | None = None
         self._previous: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signal = signal.Signals(signum).name
 
     def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def release(self) -> None:
-        """Put the previous handlers back now (the job has seen the signal and is stopping), so that a second
-        signal ends the job at once. A signal that was ignored before (as in a job a shell started in the
-        background) gets its default action instead: otherwise the second one would do nothing."""
-        self._restore(ignored_becomes_default=True)
-
-    def _restore(self, ignored_becomes_default: bool) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        """Note the first signal and hand both back to their previous handlers for the second. A signal that was
+        ignored before (as in a job a shell started in the background) gets its default action instead: otherwise
+        the second one would do nothing."""
+        self.signal = signal.Signals(signum).name
         for sig, handler in self._previous.items():
-            if ignored_becomes_default and handler == signal.SIG_IGN:
+            if handler == signal.SIG_IGN:
                 handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
             signal.signal(sig, handler)
-        self._previous.clear()
 
     def __exit__(self, *exc: object) -> None:
-        self._restore(ignored_becomes_default=False)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

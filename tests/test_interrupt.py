@@ -1,5 +1,6 @@
 """Interrupted runs: SIGTERM stops cleanly with a checkpoint, SIGKILL leaves the newest complete checkpoint
-intact, and --resume carries either to completion; a signal while the run starts stops it before its first step."""
+intact, and --resume carries either to completion; a signal while the run starts stops it before its first step,
+and a second one ends it at once."""
 
 from __future__ import annotations
 
@@ -104,14 +105,20 @@ def test_a_signal_to_the_whole_process_group_stops_a_run_with_collector_workers(
     (checkpoint,) = (run_dir / "checkpoints").iterdir()
     state = torch.load(checkpoint, weights_only=False)
     assert state["step"] > 0 and state["replay"]["size"] == min(state["step"], 500)
-    deadline = time.time() + 10  # helpers (e.g. multiprocessing's resource tracker) exit once train.py has
+    assert_no_process_left(process.pid)
+
+
+def assert_no_process_left(group: int) -> None:
+    """Nothing of the process group is left: helpers (e.g. multiprocessing's resource tracker) exit within
+    seconds once train.py has."""
+    deadline = time.time() + 10
     while time.time() < deadline:
-        leftovers = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(process.pid)], capture_output=True,
+        leftovers = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(group)], capture_output=True,
                                    text=True).stdout.strip()
         if not leftovers:
-            break
+            return
         time.sleep(0.5)
-    assert not leftovers, leftovers
+    raise AssertionError(f"left behind: {leftovers}")
 
 
 @pytest.mark.parametrize("sigint", ["handled", "ignored"])
@@ -120,19 +127,7 @@ def test_a_signal_while_the_workers_start_stops_the_run_before_its_first_step(tm
     and train.py stops before its first step with a checkpoint to resume from. The same where the shell left
     SIGINT ignored (a job started with `&`): a handler installed only when the loop begins would miss it."""
     run_dir = tmp_path / "run"
-    args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
-            "train.checkpoint_every=100000", "train.eval_every=100000", "env.vector=workers"]
-    if sigint == "ignored":  # as a non-interactive shell starts `cmd &`: SIGINT ignored, and inherited so
-        args = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    deadline = time.time() + 120
-    group = ""
-    while "spawn_main" not in group and time.time() < deadline:  # a worker has started and is importing
-        group = subprocess.run(["ps", "-ww", "-o", "args=", "-g", str(process.pid)], capture_output=True,
-                               text=True).stdout  # -ww: whole command lines, whatever COLUMNS says
-        time.sleep(0.05)
-    assert not (run_dir / "tensorboard").exists()  # built once the environments are: the run is still starting
+    process = start_until_a_worker_imports(run_dir, sigint_ignored=sigint == "ignored")
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGINT, stderr[-2000:]
@@ -143,3 +138,38 @@ def test_a_signal_while_the_workers_start_stops_the_run_before_its_first_step(tm
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert list_checkpoints(run_dir)[-1].name == "step_000000200.pt"
+
+
+@pytest.mark.parametrize("sigint", ["handled", "ignored"])
+def test_a_second_signal_while_the_run_starts_ends_it_at_once(tmp_path: Path, sigint):
+    """Ctrl-C twice: the second one does not wait for the run's environments to be built. train.py ends at once
+    with one line, before its first step, and leaves no worker behind, also where the shell ignored SIGINT."""
+    run_dir = tmp_path / "run"
+    process = start_until_a_worker_imports(run_dir, sigint_ignored=sigint == "ignored")
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.5)  # two signals at once would count as one
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr.splitlines()[-1] == "interrupted", stderr[-2000:]
+    assert not (run_dir / "tensorboard").exists() and list_checkpoints(run_dir) == []  # it ended while starting
+    assert_no_process_left(process.pid)
+
+
+def start_until_a_worker_imports(run_dir: Path, sigint_ignored: bool) -> subprocess.Popen:
+    """train.py on the project's collector, in a process group of its own, returned once a worker has started
+    and is still importing: the run is still starting. With `sigint_ignored`, SIGINT is ignored and inherited so,
+    as a non-interactive shell starts `cmd &`."""
+    args = [sys.executable, "train.py", "--config", "configs/mt10_cpu.yaml", "--run-dir", str(run_dir), *TINY,
+            "train.checkpoint_every=100000", "train.eval_every=100000", "env.vector=workers"]
+    if sigint_ignored:
+        args = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    group = ""
+    while "spawn_main" not in group and time.time() < deadline:
+        group = subprocess.run(["ps", "-ww", "-o", "args=", "-g", str(process.pid)], capture_output=True,
+                               text=True).stdout  # -ww: whole command lines, whatever COLUMNS says
+        time.sleep(0.05)
+    assert not (run_dir / "tensorboard").exists()  # built once the environments are: the run is still starting
+    return process

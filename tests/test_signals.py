@@ -1,4 +1,4 @@
-"""StopOnSignal: the first SIGINT or SIGTERM is noted, and after `release()` a second one ends the job."""
+"""StopOnSignal: the first SIGINT or SIGTERM is noted, a second one ends the job, and leaving restores the handlers."""
 
 import os
 import signal
@@ -22,17 +22,26 @@ def test_the_first_signal_is_noted_even_where_it_was_ignored(ignored_sigint):
         assert stop.signal == "SIGINT"
 
 
-def test_after_release_a_second_sigint_interrupts_even_where_it_was_ignored(ignored_sigint):
+def test_a_second_sigint_interrupts_even_where_it_was_ignored(ignored_sigint):
     with StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGINT)
-        stop.release()
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
+    assert stop.signal == "SIGINT"
 
 
-def test_leaving_without_a_signal_restores_the_handlers_as_they_were(ignored_sigint):
+def test_a_sigterm_then_a_sigint_interrupts():
+    with StopOnSignal() as stop, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signal == "SIGTERM"
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("signalled", [False, True])
+def test_leaving_restores_the_handlers_as_they_were(ignored_sigint, signalled):
     sigterm = signal.getsignal(signal.SIGTERM)
     with StopOnSignal():
-        pass
+        if signalled:
+            os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) == sigterm

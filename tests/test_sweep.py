@@ -174,6 +174,29 @@ def test_a_signalled_sweep_checkpoints_its_running_run_and_starts_no_other(tmp_p
     assert "FAILED" not in log
 
 
+def test_a_sweep_started_in_the_background_stops_a_run_that_is_still_starting(tmp_path):
+    """A shell that starts `python -m mtrl.sweep ... &` leaves SIGINT ignored in the sweep, Ray and its workers, and
+    Ray cancels a running task by calling the SIGINT handler: a cancel that comes before the trainer handles the
+    signal must not be lost (the run would go on to its end). The run stops before its first step, checkpointed."""
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path, seeds=[1], overrides=[*TINY, "train.steps=5000"])
+    sweep = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$@"', "sh", sys.executable, "-m", "mtrl.sweep",
+                              str(path), "--num-cpus", "1"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    train_log = out / "mtsac_s1" / "train.log"
+    deadline = time.monotonic() + 240
+    while not (train_log.exists() and "starting" in train_log.read_text()):  # building its environments now
+        assert sweep.poll() is None, sweep.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "the first run did not start in time"
+        time.sleep(0.1)
+    os.kill(sweep.pid, signal.SIGINT)
+    log, _ = sweep.communicate(timeout=180)
+
+    assert "sweep stopped by SIGINT; run the same command to resume it" in log, log[-3000:]
+    assert "SIGINT: stopped after step 0" in train_log.read_text()
+    assert [p.name for p in list_checkpoints(out / "mtsac_s1")] == ["step_000000000.pt"]
+
+
 @pytest.mark.parametrize("sweep_file", sorted((ROOT / "configs/sweeps").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sweep_file_gives_valid_run_configs(sweep_file: Path, monkeypatch):
     from mtrl.apps.sweep import run_config

@@ -164,7 +164,11 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
             print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}: "
                   f"{'resuming' if state == 'resumable' else 'starting'} in process {os.getpid()}, "
                   f"code of {code_version()}", flush=True)
-            outcome = Trainer(cfg, run_dir, resume=state == "resumable").train()
+            # Ray cancels a running task by calling the SIGINT handler, which does nothing where the sweep's shell
+            # left SIGINT ignored (a sweep started with `&`): handled from before the trainer is built, a cancel
+            # while the run starts stops it before its first step
+            with StopOnSignal() as stop:
+                outcome = Trainer(cfg, run_dir, resume=state == "resumable").train(stop)
             print(describe_loop_time(outcome.loop_seconds))  # where this process's loop spent its time
             if outcome.stopped_by is not None:
                 print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint")
@@ -211,7 +215,6 @@ def launch(sweep: Sweep, address: str | None, num_cpus: int | None, max_retries:
                 outcome.stopped_by = stop.signal
                 print(f"sweep: {stop.signal}: each running run writes a checkpoint and stops; queued runs do not "
                       f"start (a second signal ends the sweep at once)", flush=True)
-                stop.release()
                 for ref in pending:
                     ray.cancel(ref)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=2)  # short: the signal is seen between waits
