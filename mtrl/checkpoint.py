@@ -48,11 +48,15 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) 
     directory.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(run_dir, step)
     tmp = path.with_suffix(".pt.tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, or a second Ctrl-C: no half-written file left beside the checkpoints
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -135,9 +135,9 @@ class WorkerPool:
                 process = context.Process(target=_worker, daemon=True,
                                           args=([env_fns[r] for r in rows], rows, self.shared, child))
                 process.start()
-                child.close()
                 self.connections.append(parent)
                 self.processes.append(process)
+                child.close()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
 
@@ -190,11 +190,12 @@ class WorkerPool:
             return
         self._closed = True
         atexit.unregister(self.close)
-        for conn, process in zip(self.connections, self.processes):
+        for conn in self.connections:  # all told first: a close cut short (a second Ctrl-C) still ends every worker
             try:
                 conn.send(("close", None))
             except (BrokenPipeError, OSError):
                 pass
+        for conn, process in zip(self.connections, self.processes):
             process.join(timeout=10)
             if process.is_alive():  # SIGKILL: SIGTERM is blocked in the workers
                 process.kill()

@@ -18,13 +18,15 @@ class StopOnSignal:
 
     def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+            previous = signal.signal(sig, self._handle)
+            self._previous[sig] = signal.SIG_DFL if previous is None else previous  # None: set outside Python
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        """Note the first signal and hand both back to their previous handlers for the second. A signal that was
-        ignored before (as in a job a shell started in the background) gets its default action instead: otherwise
-        the second one would do nothing."""
+        """Note the first signal and hand both back to their previous handlers for the second. Where a signal was
+        ignored before (as in a job a shell started in the background), a second SIGINT raises KeyboardInterrupt
+        and a second SIGTERM terminates: otherwise it would do nothing. Not nestable: an outer `StopOnSignal`
+        would take the second signal as its first."""
         self.signal = signal.Signals(signum).name
         for sig, handler in self._previous.items():
             if handler == signal.SIG_IGN:

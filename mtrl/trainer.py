@@ -234,8 +234,9 @@ class Trainer:
 
     def train(self, stop: StopOnSignal | None = None) -> TrainOutcome:
         """Run to `train.steps`, or until SIGINT or SIGTERM stops the run at the last finished step, which is
-        then checkpointed. Signals count from the call on, or from wherever `stop` was entered (`train.py`
-        enters it before the trainer is built: a signal while the run starts stops it before its first step)."""
+        then checkpointed. Signals count from the call on, or from wherever `stop` was entered (`train.py` and a
+        sweep's run enter it before the trainer is built: a signal while the run starts stops it before its first
+        step)."""
         try:
             with StopOnSignal() if stop is None else contextlib.nullcontext(stop) as signals:
                 result = self._loop(signals)

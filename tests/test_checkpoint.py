@@ -16,6 +16,21 @@ def test_keeps_the_newest_and_skips_a_truncated_one(tmp_path, capsys):
     assert "step_000000040.pt' is unreadable" in capsys.readouterr().err
 
 
+def test_a_write_cut_short_leaves_no_file_behind(tmp_path, monkeypatch):
+    """A second Ctrl-C (or a full disk) while a checkpoint is written: the earlier checkpoints stay as they were,
+    and no half-written temporary file is left beside them."""
+    save_checkpoint(tmp_path, 10, {"weights": torch.ones(100)}, keep=3)
+
+    def interrupted(obj, f):
+        f.write(b"part of a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, 20, {"weights": torch.ones(100)}, keep=3)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_000000010.pt"]
+
+
 def test_no_checkpoints_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="has no checkpoints"):
         load_latest(tmp_path)

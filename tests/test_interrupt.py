@@ -171,5 +171,6 @@ def start_until_a_worker_imports(run_dir: Path, sigint_ignored: bool) -> subproc
         group = subprocess.run(["ps", "-ww", "-o", "args=", "-g", str(process.pid)], capture_output=True,
                                text=True).stdout  # -ww: whole command lines, whatever COLUMNS says
         time.sleep(0.05)
+    assert "spawn_main" in group, "no collector worker started in time"
     assert not (run_dir / "tensorboard").exists()  # built once the environments are: the run is still starting
     return process

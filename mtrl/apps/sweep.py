@@ -148,7 +148,15 @@ def run_state(run_dir: Path, steps: int) -> str:
 
 
 def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
-    """Train (or resume) one run to its end; runs inside a Ray worker, its output going to `train.log`."""
+    """Train (or resume) one run to its end; runs inside a Ray worker, its output going to `train.log`. Ray cancels
+    a running task by calling its SIGINT handler, which does nothing where the sweep's shell left SIGINT ignored (a
+    sweep started with `&`): handled from the task's first line on, a cancel while the run starts stops it before
+    its first step."""
+    with StopOnSignal() as stop:
+        return _train_or_resume(sweep, spec, stop)
+
+
+def _train_or_resume(sweep: Sweep, spec: RunSpec, stop: StopOnSignal) -> dict[str, Any]:
     from mtrl.trainer import Trainer, describe_loop_time
 
     run_dir = sweep.out / spec.name
@@ -164,11 +172,7 @@ def train_run(sweep: Sweep, spec: RunSpec) -> dict[str, Any]:
             print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {spec.name}: "
                   f"{'resuming' if state == 'resumable' else 'starting'} in process {os.getpid()}, "
                   f"code of {code_version()}", flush=True)
-            # Ray cancels a running task by calling the SIGINT handler, which does nothing where the sweep's shell
-            # left SIGINT ignored (a sweep started with `&`): handled from before the trainer is built, a cancel
-            # while the run starts stops it before its first step
-            with StopOnSignal() as stop:
-                outcome = Trainer(cfg, run_dir, resume=state == "resumable").train(stop)
+            outcome = Trainer(cfg, run_dir, resume=state == "resumable").train(stop)
             print(describe_loop_time(outcome.loop_seconds))  # where this process's loop spent its time
             if outcome.stopped_by is not None:
                 print(f"{outcome.stopped_by}: stopped after step {outcome.step} and wrote a checkpoint")
