@@ -14,7 +14,7 @@ from mtrl.config import MethodsConfig
 
 LIBRARY = Path(__file__).resolve().parent.parent / "mtrl"
 # `python -m mtrl.<app>` entry points
-COMMAND_SHIMS = {"bench.py", "sweep.py", "imbalance.py", "weight_trace.py", "reward_spread.py"}
+COMMAND_SHIMS = {"bench.py", "sweep.py", "imbalance.py", "weight_trace.py", "reward_spread.py", "task_scalars.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
