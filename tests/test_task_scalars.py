@@ -48,6 +48,7 @@ def test_a_row_averages_each_window_over_its_runs_beside_the_tasks_they_solved(t
     task_lines = {line.split(" | ")[0].removeprefix("| "): line for line in lines[4:]}
     assert task_lines["reach"] == "| reach | 2 | 4 | - | 2/2 |"  # (1 + 3) / 2, then (3 + 5) / 2
     assert task_lines["push"] == "| push | 0.5 | 0.5 | - | 1/2 |"
+    assert lines[-1] == "| mean over tasks | 0.65 | 0.85 | - | |"  # (2 + 9 * 0.5) / 10, (4 + 9 * 0.5) / 10
 
 
 def test_a_resumed_run_is_read_without_the_steps_its_resume_purged(tmp_path):

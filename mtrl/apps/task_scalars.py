@@ -59,9 +59,13 @@ def window_means(steps: np.ndarray, values: np.ndarray, edges: list[int]) -> np.
     return means
 
 
+def _cells(values: np.ndarray) -> str:
+    return " | ".join("-" if np.isnan(value) else f"{value:.3g}" for value in values)
+
+
 def row_table(row: Row, name: str, edges: list[int]) -> str:
     """A Markdown table of one row: per task, the mean over its runs of each window's mean, and how many of its
-    runs solved the task."""
+    runs solved the task; last, each window's mean over the tasks."""
     tasks = list(row.runs[0].success)
     series = [read_task_scalar(run.path, name, tasks) for run in row.runs]
     windowed = np.array([[window_means(*logged[task], edges) for task in tasks] for logged in series])  # [runs, K, W]
@@ -73,8 +77,8 @@ def row_table(row: Row, name: str, edges: list[int]) -> str:
              "|---|" + "---:|" * len(windows) + "---:|"]
     for task, task_means in zip(tasks, means):
         solved = sum(run.success[task] >= SOLVED for run in row.runs)
-        cells = ["-" if np.isnan(m) else f"{m:.3g}" for m in task_means]
-        lines.append(f"| {short_task_name(task)} | " + " | ".join(cells) + f" | {solved}/{len(row.runs)} |")
+        lines.append(f"| {short_task_name(task)} | {_cells(task_means)} | {solved}/{len(row.runs)} |")
+    lines.append(f"| mean over tasks | {_cells(means.mean(axis=0))} | |")  # NaN where a task has no value
     return "\n".join(lines)
 
 
