@@ -8,12 +8,15 @@ Runs are grouped into rows as `evaluate.py` groups them (runs that differ only i
 logged values `<name>/<task>` are averaged over each window of steps (`start < step <= end`) in every run, and
 those averages over the row's runs. Beside them: in how many of the row's runs the task was solved at the end
 (final success at least 0.5, as in the results table). It makes a combiner's weighting readable beside what the
-agent learned, e.g. whether NTKMTL's critic weights go to the tasks still to learn or to those already learned.
+agent learned, e.g. whether NTKMTL's critic weights go to the tasks the runs end up failing; `--name eval/success`
+gives each window's success. Runs without evaluations yet, and rows whose runs did not log the name (`mtsac` logs
+no NTK lambda), are skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -24,6 +27,10 @@ from mtrl.errors import RunError
 from mtrl.results import SOLVED, Row, find_runs, group, load_run, short_task_name
 
 
+class MissingName(RunError):
+    """A run did not log the asked-for per-task name (for every task)."""
+
+
 def read_task_scalar(run_dir: Path, name: str, tasks: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each task's logged `<name>/<task>` in the run's TensorBoard log: `(steps [N], values [N])`, one value per
     step (a resumed run's log is read as TensorBoard shows it: what the resume purged is gone)."""
@@ -31,15 +38,18 @@ def read_task_scalar(run_dir: Path, name: str, tasks: list[str]) -> dict[str, tu
 
     log_dir = run_dir / "tensorboard"
     if not log_dir.is_dir():
-        raise RunError(f"run '{run_dir}' has no TensorBoard log (no {log_dir.name}/ directory)")
+        raise RunError(f"run '{run_dir}' has no TensorBoard log (no {log_dir.name}/ directory; records copied "
+                       "without it, as in docs/runs/, have none: give the run's own directory)")
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})  # 0: keep every value
     events.Reload()
     logged = set(events.Tags()["scalars"])
     missing = [task for task in tasks if f"{name}/{task}" not in logged]
     if missing:
-        per_task = sorted({tag.rsplit("/", 1)[0] for tag in logged if tag.endswith(tuple(f"/{t}" for t in tasks))})
-        raise RunError(f"run '{run_dir}' logged no '{name}/<task>' for {', '.join(missing)}; its per-task names: "
-                       f"{', '.join(per_task)}")
+        task_suffixes = tuple(f"/{task}" for task in tasks)
+        per_task = sorted({tag.rsplit("/", 1)[0] for tag in logged if tag.endswith(task_suffixes)})
+        which = "any task" if len(missing) == len(tasks) else ", ".join(missing)
+        raise MissingName(f"run '{run_dir}' logged no '{name}/<task>' for {which}; its per-task names (for "
+                          f"--name): {', '.join(per_task) or '(none)'}")
     series = {}
     for task in tasks:
         by_step = {event.step: event.value for event in events.Scalars(f"{name}/{task}")}  # the last value per step
@@ -71,14 +81,18 @@ def row_table(row: Row, name: str, edges: list[int]) -> str:
     windowed = np.array([[window_means(*logged[task], edges) for task in tasks] for logged in series])  # [runs, K, W]
     counts = (~np.isnan(windowed)).sum(axis=0)  # the runs with values in each window (a shorter run has fewer)
     means = np.where(counts > 0, np.nansum(windowed, axis=0) / np.maximum(counts, 1), np.nan)
+    runs_per_window = counts.min(axis=0)  # every task is logged at the same steps
     windows = [f"{start:,}-{end:,}" for start, end in pairwise(edges)]
-    lines = [f"**{row.label}** ({len(row.runs)} runs): `{name}`, mean over each window of steps, then over runs",
+    runs = f"{len(row.runs)} run" + ("s" if len(row.runs) > 1 else "")
+    lines = [f"**{row.label}** ({runs}): `{name}`, mean over each window of steps, then over runs",
              "", "| task | " + " | ".join(windows) + " | solved at the end |",
              "|---|" + "---:|" * len(windows) + "---:|"]
     for task, task_means in zip(tasks, means):
         solved = sum(run.success[task] >= SOLVED for run in row.runs)
         lines.append(f"| {short_task_name(task)} | {_cells(task_means)} | {solved}/{len(row.runs)} |")
     lines.append(f"| mean over tasks | {_cells(means.mean(axis=0))} | |")  # NaN where a task has no value
+    if (runs_per_window < len(row.runs)).any():  # some run has not reached a window: say over how many runs
+        lines.append(f"| runs with values | {' | '.join(str(n) for n in runs_per_window)} | |")
     return "\n".join(lines)
 
 
@@ -98,7 +112,22 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    runs = [load_run(path) for path in find_runs(args.runs)]
+    runs = []
+    for path in find_runs(args.runs):
+        try:
+            runs.append(load_run(path))
+        except FileNotFoundError as error:  # a run that has not evaluated yet
+            print(f"skipping: {error}", file=sys.stderr)
+    if not runs:
+        raise FileNotFoundError("none of the runs has an evaluation yet")
     last = max(run.steps for run in runs)
-    edges = args.windows or [0, last // 3, 2 * last // 3, last]
-    print("\n\n".join(row_table(row, args.name, edges) for row in group(runs)))
+    edges = args.windows or sorted({0, last // 3, 2 * last // 3, last})
+    tables = []
+    for row in group(runs):
+        try:
+            tables.append(row_table(row, args.name, edges))
+        except MissingName as error:
+            print(f"skipping row '{row.label}': {error}", file=sys.stderr)
+    if not tables:
+        raise RunError(f"no row of runs logged '{args.name}/<task>' (see the notes above)")
+    print("\n\n".join(tables))
