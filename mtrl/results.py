@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -434,6 +435,19 @@ def to_json(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -
     return json.dumps({"at_step": at_step, "at_minutes": at_minutes, "rows": data}, indent=2)
 
 
+def load_evaluated_runs(run_dirs: list[Path], cut: Cut | None = None,
+                        note: Callable[[str], None] = print) -> list[Run]:
+    """The runs among `run_dirs` that have an evaluation (at `cut`, if given); each other one is named through
+    `note` as skipped, so that a sweep under way can be read while some of its runs have not evaluated yet."""
+    runs = []
+    for run_dir in run_dirs:
+        try:
+            runs.append(load_run(run_dir, cut))
+        except FileNotFoundError as error:
+            note(f"skipping: {error}")
+    return runs
+
+
 def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None,
                  cut: Cut | None = None) -> list[Path]:
     """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`, each row
@@ -441,12 +455,7 @@ def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
     run there instead of at its last evaluation, skipping runs without an evaluation there."""
     from mtrl.plots import plot_heatmap, plot_method_curves
 
-    runs = []
-    for run_dir in run_dirs:
-        try:
-            runs.append(load_run(run_dir, cut))
-        except FileNotFoundError as error:
-            print(f"skipping: {error}")
+    runs = load_evaluated_runs(run_dirs, cut)
     if not runs:
         raise FileNotFoundError("none of the runs has an evaluation to report" + ("" if cut is None else f" {cut}"))
     rows = group(runs)

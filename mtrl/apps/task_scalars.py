@@ -24,7 +24,7 @@ import numpy as np
 
 from mtrl.cli import ArgumentParser
 from mtrl.errors import RunError
-from mtrl.results import SOLVED, Row, find_runs, group, load_run, short_task_name
+from mtrl.results import SOLVED, Row, find_runs, group, load_evaluated_runs, short_task_name
 
 
 class MissingName(RunError):
@@ -112,12 +112,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    runs = []
-    for path in find_runs(args.runs):
-        try:
-            runs.append(load_run(path))
-        except FileNotFoundError as error:  # a run that has not evaluated yet
-            print(f"skipping: {error}", file=sys.stderr)
+    runs = load_evaluated_runs(find_runs(args.runs), note=lambda message: print(message, file=sys.stderr))
     if not runs:
         raise FileNotFoundError("none of the runs has an evaluation yet")
     last = max(run.steps for run in runs)
