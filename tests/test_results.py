@@ -66,6 +66,9 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     assert data["mtsac"]["per_task"]["push-v3"]["mean"] == pytest.approx(0.5)
     assert data["ntkmtl_sr"]["success_mean"] == pytest.approx(0.1) and data["ntkmtl_sr"]["success_se"] == 0.0
     assert data["ntkmtl_sr"]["per_task"]["reach-v3"] == {"mean": 1.0, "se": 0.0}
+    # the last three evaluations are 0, 0.5 and 1 times the final one: each task's score is half of it
+    assert data["mtsac"]["per_task_recent"]["push-v3"]["mean"] == pytest.approx(0.25)
+    assert data["ntkmtl_sr"]["per_task_recent"]["reach-v3"] == {"mean": 0.5, "se": 0.0}
     assert data["mtsac"]["published_v1"] == {"name": "multi-head SAC", "mean": 0.61, "se": 0.04}  # heads
     assert data["ntkmtl_sr"]["published_v1"] is None
     # the table's statistics, also in the JSON: IQM 0.25 (below), P(better) of ntkmtl_sr 0.1 exactly
@@ -85,7 +88,9 @@ def test_rows_group_seeds_and_report_means_and_standard_errors(sweep_dir):
     # (0.0) never: P(better) = 1 / 10
     assert ("| ntkmtl_sr | 3 | 3,000 | mt10-fixed | **0.10 +- 0.00** | 0.05 +- 0.00 | 0.05 [0.05, 0.05] | "
             "0.10 [0.10, 0.10] |") in table
-    assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in table
+    final_table, recent_table = table.split("Per task over each run's last 3 evaluations")
+    assert "| reach-v3 | 0.50 +- 0.21 | 1.00 +- 0.00 |" in final_table
+    assert "| reach-v3 | 0.25 +- 0.10 | 0.50 +- 0.00 |" in recent_table.split("Per run:")[0]
     # the curve's IQM at the last evaluation: the seeds' mean successes 0.2, 0.4 and 0.9, of which three runs
     # trim none; half of it one evaluation before
     steps, middle, low, high = rows[0].iqm_curve(reps=200)
