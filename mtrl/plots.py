@@ -1,5 +1,6 @@
 """Figures: the learning curves of one run (from its evaluations.jsonl), and for a results table of many runs,
-the interquartile mean of success per method with its 95% confidence band and a method x task heatmap.
+the interquartile mean of success per method with its confidence band (95% unless asked otherwise) and a
+method x task heatmap.
 
     python -m mtrl.plots runs/<name>          # writes runs/<name>/curves.png
 """
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mtrl.cli import ArgumentParser, run_main
-from mtrl.results import evaluations_log, read_evaluations, short_task_name
+from mtrl.results import evaluations_log, percent, read_evaluations, short_task_name
 
 if TYPE_CHECKING:
     from mtrl.results import Row
@@ -65,13 +66,14 @@ def plot_curves(run_dir: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def plot_method_curves(rows: list["Row"], out: Path) -> None:
+def plot_method_curves(rows: list["Row"], out: Path, level: float = 0.95) -> None:
     """Success vs environment steps, the results table's statistics step by step: per row the interquartile
-    mean over the runs of their mean success over the tasks, and its 95% bootstrap interval as a band."""
+    mean over the runs of their mean success over the tasks, and its bootstrap interval at `level` as a band."""
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for row in rows:
-        steps, middle, low, high = row.iqm_curve()
+        steps, middle, low, high = row.iqm_curve(level=level)
         (line,) = ax.plot(steps, middle, lw=2, label=f"{row.label} ({len(row.runs)} seeds)")
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("environment steps (one transition per task)")
@@ -79,7 +81,7 @@ def plot_method_curves(rows: list["Row"], out: Path) -> None:
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: IQM over runs with 95% bootstrap band")
+    ax.set_title(f"MT10, protocol {rows[0].runs[0].protocol}: IQM over runs with {percent(level)} bootstrap band")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

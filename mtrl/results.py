@@ -13,8 +13,9 @@ or at its last evaluation within a number of minutes of wall clock, so runs on o
 time. Runs whose configs differ only in the seed form one row; rows are labelled by the method and by
 whatever else of their config differs between rows. Over the runs of a row the table gives the mean +- standard
 error, and, from each run's per-task scores (the mean of its last three evaluations), the interquartile mean over
-seeds of each run's mean over the tasks with a 95% bootstrap confidence interval, and the probability of
-improvement over a reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021).
+seeds of each run's mean over the tasks with a bootstrap confidence interval, and the probability of improvement
+over a reference row with its stratified-bootstrap interval (`mtrl.stats`, after Agarwal et al. 2021), at 95%
+unless another level is asked for (a higher one holds across several comparisons with one reference).
 Below the rows, every run is listed on its own: its scores, the tasks it solved at the end, its wall clock and its
 code.
 """
@@ -280,14 +281,14 @@ class Row:
         """`[runs, tasks]`: each run's score on each task, the mean of its last evaluations."""
         return np.array([list(r.recent_task_success.values()) for r in self.runs])
 
-    def iqm(self) -> tuple[float, float, float]:
-        """Interquartile mean over the runs of their mean task scores, and its 95% bootstrap interval."""
-        return (iqm_over_runs(self.scores()), *confidence_interval(self.scores(), iqm_over_runs))
+    def iqm(self, level: float = 0.95) -> tuple[float, float, float]:
+        """Interquartile mean over the runs of their mean task scores, and its bootstrap interval at `level`."""
+        return (iqm_over_runs(self.scores()), *confidence_interval(self.scores(), iqm_over_runs, level=level))
 
-    def improvement_over(self, reference: "Row") -> tuple[float, float, float]:
+    def improvement_over(self, reference: "Row", level: float = 0.95) -> tuple[float, float, float]:
         """Probability that this row's runs score above the reference row's on a task, with its interval."""
         x, y = self.scores(), reference.scores()
-        return (probability_of_improvement(x, y), *improvement_interval(x, y))
+        return (probability_of_improvement(x, y), *improvement_interval(x, y, level=level))
 
     def minutes(self) -> float:
         """Mean wall clock of the runs in minutes (NaN where runs did not log it)."""
@@ -314,13 +315,15 @@ class Row:
             common &= set(run.curve_steps.tolist())
         return np.array(sorted(common))
 
-    def iqm_curve(self, reps: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def iqm_curve(self, reps: int = 1000,
+                  level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Steps evaluated by every run, and there the interquartile mean over the runs of their mean success
-        over the tasks, with its 95% bootstrap interval (low, high): the table's statistic, step by step."""
+        over the tasks, with its bootstrap interval at `level` (low, high): the table's statistic, step by step."""
         steps = self.common_steps()
         scores = np.stack([run.task_curve[np.isin(run.curve_steps, steps)] for run in self.runs], axis=1)
         middle = np.array([iqm_over_runs(at_evaluation) for at_evaluation in scores])
-        low, high = np.array([confidence_interval(at_evaluation, iqm_over_runs, reps) for at_evaluation in scores]).T
+        low, high = np.array([confidence_interval(at_evaluation, iqm_over_runs, reps, level)
+                              for at_evaluation in scores]).T
         return steps, middle, low, high
 
 
@@ -350,26 +353,32 @@ def _interval(value: float, low: float, high: float) -> str:
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def percent(level: float) -> str:
+    """A confidence level as the tables and figures print it: 0.95 -> '95%', 0.9833 -> '98.33%'."""
+    return f"{100 * level:.4g}%"
+
+
 def find_reference(rows: list[Row], label: str) -> Row | None:
     return next((row for row in rows if row.label == label), None)
 
 
-def to_markdown(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -> str:
-    """The table, per task and per run; `cut`: where `load_run` cut every run, if anywhere."""
+def to_markdown(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None, level: float = 0.95) -> str:
+    """The table, per task and per run; `cut`: where `load_run` cut every run, if anywhere; `level`: of the
+    intervals (above 0.95 to hold, say, across several comparisons with one reference)."""
     base = find_reference(rows, reference)
     lines = [] if cut is None else [cut.describe(), ""]
     lines += [f"| method | seeds | steps | protocol | success (mean +- s.e.) | last {LAST_EVALUATIONS} evaluations | "
-             f"IQM [95% CI] | P(better than {reference}) [95% CI] | minutes per run | "
+             f"IQM [{percent(level)} CI] | P(better than {reference}) [{percent(level)} CI] | minutes per run | "
              "published, v1 protocol, 2M steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         steps = sorted({r.steps for r in row.runs})
         published = PUBLISHED_V1.get(row.published_key)
         ref = f"{published[0]}: {published[1]:.2f} +- {published[2]:.2f}" if published else "not reported"
-        improvement = _interval(*row.improvement_over(base)) if base is not None and row is not base else "-"
+        improvement = _interval(*row.improvement_over(base, level)) if base is not None and row is not base else "-"
         lines.append(f"| {row.label} | {len(row.runs)} | {'/'.join(f'{s:,}' for s in steps)} | "
                      f"{row.runs[0].protocol} | **{_fmt(*row.success())}** | {_fmt(*row.recent_success())} | "
-                     f"{_interval(*row.iqm())} | {improvement} | {row.minutes():.0f} | {ref} |")
+                     f"{_interval(*row.iqm(level))} | {improvement} | {row.minutes():.0f} | {ref} |")
     tasks = list(rows[0].runs[0].success)
     recent_title = (f"Per task over each run's last {LAST_EVALUATIONS} evaluations (the scores that IQM and "
                     "P(better) use, mean +- s.e. over seeds):")
@@ -401,7 +410,8 @@ def to_markdown(rows: list[Row], reference: str = "mtsac", cut: Cut | None = Non
               f"{LAST_EVALUATIONS} evaluations first. Standard error = sample standard deviation over seeds / "
               "sqrt(seeds). IQM: the interquartile mean over seeds of each run's score (its mean over the tasks of "
               f"each task's mean over its last {LAST_EVALUATIONS} evaluations; with fewer than four seeds no run "
-              "is trimmed and it is their mean), with a 95% bootstrap interval (2,000 resamples of whole runs); "
+              f"is trimmed and it is their mean), with a {percent(level)} bootstrap interval (2,000 resamples of "
+              "whole runs); "
               "P(better): the chance that a run of the row scores above a run of the reference row on a task, "
               "ties counted half, with its stratified-bootstrap interval (the runs resampled within each task). "
               "Minutes: the training loop's wall clock per run. The published column is Meta-World v1 at 2M steps: "
@@ -409,7 +419,7 @@ def to_markdown(rows: list[Row], reference: str = "mtsac", cut: Cut | None = Non
     return "\n".join(lines) + "\n"
 
 
-def to_json(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -> str:
+def to_json(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None, level: float = 0.95) -> str:
     def number(x: float) -> float | None:
         return None if math.isnan(x) else round(x, 6)
 
@@ -421,14 +431,14 @@ def to_json(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -
     for row in rows:
         mean, se = row.success()
         published = PUBLISHED_V1.get(row.published_key)
-        improvement = row.improvement_over(base) if base is not None and row is not base else None
+        improvement = row.improvement_over(base, level) if base is not None and row is not base else None
         data.append({
             "label": row.label, "method": row.method, "protocol": row.runs[0].protocol,
             "steps": sorted({r.steps for r in row.runs}), "episodes": row.runs[0].episodes,
             "seeds": [r.seed for r in row.runs], "success_mean": number(mean), "success_se": number(se),
             "recent_success_mean": number(row.recent_success()[0]),
             "recent_success_se": number(row.recent_success()[1]),
-            "iqm": interval(*row.iqm()),
+            "iqm": interval(*row.iqm(level)),
             "improvement_over": None if improvement is None else {"reference": reference, **interval(*improvement)},
             "minutes_per_run": number(row.minutes()),
             "code": row.code(),
@@ -444,7 +454,7 @@ def to_json(rows: list[Row], reference: str = "mtsac", cut: Cut | None = None) -
             {"name": published[0], "mean": published[1], "se": published[2]},
         })
     at_step, at_minutes = (None, None) if cut is None else (cut.step, cut.minutes)
-    return json.dumps({"at_step": at_step, "at_minutes": at_minutes, "rows": data}, indent=2)
+    return json.dumps({"at_step": at_step, "at_minutes": at_minutes, "confidence": level, "rows": data}, indent=2)
 
 
 def load_evaluated_runs(run_dirs: list[Path], cut: Cut | None = None,
@@ -461,10 +471,11 @@ def load_evaluated_runs(run_dirs: list[Path], cut: Cut | None = None,
 
 
 def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None,
-                 cut: Cut | None = None) -> list[Path]:
+                 cut: Cut | None = None, level: float = 0.95) -> list[Path]:
     """Write results.md, results.json, curves.png and heatmap.png for these runs into `out_dir`, each row
     compared with the row labelled `reference` (None: `mtsac`, where there is such a row); `cut`: score every
-    run there instead of at its last evaluation, skipping runs without an evaluation there."""
+    run there instead of at its last evaluation, skipping runs without an evaluation there; `level`: the
+    confidence level of every interval and band."""
     from mtrl.plots import plot_heatmap, plot_method_curves
 
     runs = load_evaluated_runs(run_dirs, cut)
@@ -476,8 +487,8 @@ def write_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
                        f"{', '.join(repr(row.label) for row in rows)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / name for name in ("results.md", "results.json", "curves.png", "heatmap.png")]
-    paths[0].write_text(to_markdown(rows, reference or "mtsac", cut))
-    paths[1].write_text(to_json(rows, reference or "mtsac", cut))
-    plot_method_curves(rows, paths[2])
+    paths[0].write_text(to_markdown(rows, reference or "mtsac", cut, level))
+    paths[1].write_text(to_json(rows, reference or "mtsac", cut, level))
+    plot_method_curves(rows, paths[2], level)
     plot_heatmap(rows, paths[3])
     return paths

@@ -177,6 +177,44 @@ def test_evaluate_writes_the_table_and_both_figures(sweep_dir, tmp_path):
     assert "**0.50 +- 0.21**" in done.stdout
 
 
+def test_a_higher_confidence_level_widens_the_intervals_and_is_named_in_the_table(tmp_path):
+    """Comparing several rows with one reference at 95% each holds at less than 95% for all of them together;
+    a higher level (Bonferroni's 1 - 0.05 / comparisons) must give intervals that contain the 95% ones."""
+    for seed in range(1, 7):
+        fake_run(tmp_path / f"mtsac_s{seed}", "mtsac", seed, [0.1 * seed] * 10)
+        fake_run(tmp_path / f"famo_s{seed}", "famo", seed, [0.1 * seed + 0.05 * (seed % 2)] * 10)
+    famo, mtsac = group([load_run(p) for p in find_runs([tmp_path])])
+    _, low, high = mtsac.iqm()
+    _, iqm_low_99, iqm_high_99 = mtsac.iqm(0.99)
+    assert iqm_low_99 < low < high < iqm_high_99  # six distinct run scores: the tails reach further out
+    _, low, high = famo.improvement_over(mtsac)
+    _, low_99, high_99 = famo.improvement_over(mtsac, 0.99)
+    assert low_99 <= low < high <= high_99 and high_99 - low_99 > high - low
+    rows = [famo, mtsac]
+    assert "| IQM [99% CI] | P(better than mtsac) [99% CI] |" in to_markdown(rows, level=0.99)
+    assert "with a 99% bootstrap interval" in to_markdown(rows, level=0.99)
+    assert "| IQM [98.33% CI] |" in to_markdown(rows, level=1 - 0.05 / 3)
+    data = json.loads(to_json(rows, level=0.99))
+    assert data["confidence"] == 0.99
+    assert data["rows"][1]["iqm"]["low"] == pytest.approx(iqm_low_99, abs=1e-6)
+    assert data["rows"][0]["improvement_over"]["high"] == pytest.approx(high_99, abs=1e-6)
+
+
+def test_evaluate_takes_a_confidence_level_and_refuses_one_outside_zero_to_one(sweep_dir, tmp_path):
+    out = tmp_path / "table"
+    done = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--confidence", "0.99", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "IQM [99% CI]" in (out / "results.md").read_text()
+    assert json.loads((out / "results.json").read_text())["confidence"] == 0.99
+    for level in ("1.5", "0"):
+        bad = subprocess.run([sys.executable, "evaluate.py", str(sweep_dir), "--confidence", level, "--out",
+                              str(tmp_path / "bad")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+        assert f"--confidence is a level between 0 and 1 (e.g. 0.95), got {float(level)}" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_run_cut_at_a_step_is_scored_there_and_a_run_without_that_step_is_refused(tmp_path):
     run = fake_run(tmp_path / "mtsac_s1", "mtsac", 1, [1.0] * 5 + [0.0] * 5)  # 0.5 at the end, 0.25 at 2,000
     cut = load_run(run, Cut(step=2000))

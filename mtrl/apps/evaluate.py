@@ -34,6 +34,9 @@ def parse_args() -> argparse.Namespace:
     cut.add_argument("--at-minutes", type=float, metavar="MINUTES", help="score every run of the results table at "
                      "its last evaluation within this many minutes of its training loop's wall clock (equal time; "
                      "compare runs of one machine)")
+    parser.add_argument("--confidence", type=float, metavar="LEVEL", help="the confidence level of the results "
+                        "table's intervals and its curves' bands (default: 0.95; e.g. 0.9833 to hold at 95%% across "
+                        "three comparisons with one reference, Bonferroni's correction)")
     parser.add_argument("--out", type=Path, help="where expert/random results or a results table go (default: "
                                                  "runs/eval_<policy>; the directory of runs or runs/results, "
                                                  "its at_step_<N> or at_minutes_<M> folder with a cut)")
@@ -45,6 +48,10 @@ def parse_args() -> argparse.Namespace:
     if args.table and (args.checkpoint or args.policy != "agent" or args.video or args.episodes):
         parser.error("several runs or a directory of runs make a results table from their logged evaluations; "
                      "--checkpoint, --policy, --episodes and --video take one run")
+    if args.confidence is not None and not args.table:
+        parser.error("--confidence sets the intervals of a results table (several runs or a directory of runs)")
+    if args.confidence is not None and not 0 < args.confidence < 1:
+        parser.error(f"--confidence is a level between 0 and 1 (e.g. 0.95), got {args.confidence}")
     args.cut = None
     if args.at_step is not None or args.at_minutes is not None:
         flag = "--at-step" if args.at_step is not None else "--at-minutes"
@@ -64,13 +71,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def tabulate(runs: list[Path], out: Path | None, reference: str | None, cut: Cut | None) -> None:
+def tabulate(runs: list[Path], out: Path | None, reference: str | None, cut: Cut | None, level: float) -> None:
     from mtrl.results import find_runs, write_report
 
     if out is None:
         out = runs[0] if len(runs) == 1 else Path("runs") / "results"
         out = out if cut is None else out / cut.folder  # beside the final table, not over it
-    paths = write_report(find_runs(runs), out, reference, cut)
+    paths = write_report(find_runs(runs), out, reference, cut, level)
     print(paths[0].read_text())
     print("wrote " + ", ".join(map(str, paths)))
 
@@ -91,7 +98,7 @@ def record(policy, protocol: str, seed: int, reward_version: str, out_dir: Path,
 def main() -> None:
     args = parse_args()
     if args.table:
-        return tabulate(args.runs, args.out, args.reference, args.cut)
+        return tabulate(args.runs, args.out, args.reference, args.cut, args.confidence or 0.95)
     if args.policy == "agent":
         if args.checkpoint:
             path, state = args.checkpoint, load_checkpoint(args.checkpoint)
