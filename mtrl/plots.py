@@ -69,7 +69,6 @@ def plot_curves(run_dir: Path, out: Path) -> None:
 def plot_method_curves(rows: list["Row"], out: Path, level: float = 0.95) -> None:
     """Success vs environment steps, the results table's statistics step by step: per row the interquartile
     mean over the runs of their mean success over the tasks, and its bootstrap interval at `level` as a band."""
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for row in rows:
